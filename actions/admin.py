@@ -1,0 +1,288 @@
+"""The admin, Mailroom's main screen, for mail, actions, runs and the audit trail."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.utils.html import format_html, format_html_join
+
+from actions.admin_utils import ReadOnlyAdminMixin, ReadOnlyInline, admin_link, pretty_json
+from actions.models import Action, ActionStatus, Attachment, AuditEntry, Email, ProcessingRun, RunStep
+from actions.proposals import propose_action
+from actions.transitions import TransitionError, transition_action
+from approvals.models import Approval
+
+
+def _audit_table(obj):
+    entries = AuditEntry.objects.for_object(obj).order_by("created_at", "id")
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (entry.created_at.strftime("%Y-%m-%d %H:%M:%S"), entry.actor_label, entry.event, pretty_json(entry.details))
+            for entry in entries
+        ),
+    )
+    if not rows:
+        return "No entries yet."
+    return format_html("<table><tr><th>When</th><th>Who</th><th>Event</th><th>Details</th></tr>{}</table>", rows)
+
+
+def _steps_table(run: ProcessingRun | None):
+    if run is None:
+        return "-"
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                step.get_name_display(),
+                step.get_status_display(),
+                step.started_at or "-",
+                step.finished_at or "-",
+                format_html("<pre>{}</pre>", "\n".join(str(line) for line in step.log)) if step.log else "-",
+            )
+            for step in run.steps.all()
+        ),
+    )
+    return format_html(
+        "<p>{} ({})</p><table><tr><th>Step</th><th>Status</th><th>Started</th><th>Finished</th>"
+        "<th>Log</th></tr>{}</table>",
+        admin_link(run),
+        run.get_status_display(),
+        rows,
+    )
+
+
+class AttachmentInline(ReadOnlyInline):
+    model = Attachment
+    fields = ["filename", "content_type", "size", "sha256"]
+
+
+class EmailActionInline(ReadOnlyInline):
+    model = Action
+    fields = ["type", "status", "priority", "confidence", "created_at"]
+    ordering = ["created_at"]
+
+
+@admin.register(Email)
+class EmailAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "subject_or_blank",
+        "from_address",
+        "mailbox",
+        "status",
+        "category",
+        "received_at",
+        "attachment_count",
+    ]
+    list_filter = ["status", "mailbox", "category", "received_at"]
+    search_fields = ["subject", "from_address", "from_name", "message_id"]
+    date_hierarchy = "received_at"
+    exclude = ["raw"]
+    readonly_fields = ["thread_parent", "headers_table", "references_list"]
+    inlines = [AttachmentInline, EmailActionInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(attachment_total=Count("attachments"))
+
+    @admin.display(description="subject", ordering="subject")
+    def subject_or_blank(self, obj: Email) -> str:
+        return obj.subject or "(no subject)"
+
+    @admin.display(description="attachments", ordering="attachment_total")
+    def attachment_count(self, obj: Email) -> int:
+        return obj.attachment_total
+
+    @admin.display(description="in reply to")
+    def thread_parent(self, obj: Email):
+        return admin_link(obj.parent) if obj.parent_id else obj.in_reply_to or "-"
+
+    @admin.display(description="headers")
+    def headers_table(self, obj: Email):
+        return (
+            format_html_join("", "<div><strong>{}:</strong> {}</div>", ((name, value) for name, value in obj.headers))
+            or "-"
+        )
+
+    @admin.display(description="references")
+    def references_list(self, obj: Email):
+        return format_html_join("", "<div>{}</div>", ((ref,) for ref in obj.references)) or "-"
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["filename", "content_type", "size", "email"]
+    list_select_related = ["email"]
+    list_filter = ["content_type"]
+    search_fields = ["filename", "email__subject"]
+
+
+class ApprovalInline(ReadOnlyInline):
+    model = Approval
+    fields = ["status", "level", "approver_role", "expires_at", "decided_by", "decided_at", "comment"]
+    ordering = ["requested_at"]
+
+
+@admin.register(Action)
+class ActionAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "status", "priority", "email_link", "source", "confidence", "attempts", "created_at"]
+    list_filter = ["status", "type", "priority", "source", "created_at"]
+    list_select_related = ["email"]
+    search_fields = ["idempotency_key", "rationale", "email__subject", "email__from_address"]
+    date_hierarchy = "created_at"
+    actions = ["cancel_actions"]
+    inlines = [ApprovalInline]
+    add_fields = ["type", "email", "priority", "params", "rationale"]
+    fieldsets = [
+        (
+            None,
+            {"fields": ["type", "status", "priority", "email_link", "source", "confidence", "rationale", "created_by"]},
+        ),
+        ("Parameters", {"fields": ["params_pretty", "context_pretty"]}),
+        (
+            "Execution",
+            {
+                "fields": [
+                    "idempotency_key",
+                    "attempts",
+                    "scheduled_for",
+                    "next_attempt_at",
+                    "lease_expires_at",
+                    "last_error",
+                    "result_pretty",
+                    "undo_pretty",
+                ]
+            },
+        ),
+        ("Processing run", {"fields": ["run_steps"]}),
+        ("Audit trail", {"fields": ["audit_trail"]}),
+    ]
+    raw_id_fields = ["email"]
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return [(None, {"fields": self.add_fields})]
+        return self.fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        # The status only moves through the state machine; nothing else here is hand-edited.
+        return [field for _, options in self.fieldsets for field in options["fields"]]
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
+
+    def save_model(self, request, obj: Action, form, change: bool) -> None:
+        if change:
+            return
+        # The form has validated the fields; proposing audits the new action.
+        created = propose_action(
+            obj.type,
+            email=obj.email,
+            params=obj.params,
+            priority=obj.priority,
+            rationale=obj.rationale,
+            acting_user=request.user,
+        )
+        obj.pk = created.pk
+        obj._state.adding = False
+
+    @admin.display(description="email", ordering="email__received_at")
+    def email_link(self, obj: Action):
+        return admin_link(obj.email)
+
+    @admin.display(description="parameters")
+    def params_pretty(self, obj: Action):
+        return pretty_json(obj.params)
+
+    @admin.display(description="context")
+    def context_pretty(self, obj: Action):
+        return pretty_json(obj.context)
+
+    @admin.display(description="result")
+    def result_pretty(self, obj: Action):
+        return pretty_json(obj.result)
+
+    @admin.display(description="undo data")
+    def undo_pretty(self, obj: Action):
+        return pretty_json(obj.undo_data)
+
+    @admin.display(description="steps")
+    def run_steps(self, obj: Action):
+        return _steps_table(obj.run)
+
+    @admin.display(description="entries")
+    def audit_trail(self, obj: Action):
+        return _audit_table(obj)
+
+    @admin.action(description="Cancel selected actions")
+    def cancel_actions(self, request, queryset) -> None:
+        cancelled, refused = 0, []
+        for action in queryset:
+            try:
+                transition_action(
+                    action, ActionStatus.CANCELLED, acting_user=request.user, reason="cancelled in the admin"
+                )
+                cancelled += 1
+            except TransitionError as exc:
+                refused.append(str(exc))
+        if cancelled:
+            self.message_user(
+                request, f"Cancelled {cancelled} action{'s' if cancelled != 1 else ''}.", messages.SUCCESS
+            )
+        for reason in refused:
+            self.message_user(request, reason, messages.WARNING)
+
+
+class RunStepInline(ReadOnlyInline):
+    model = RunStep
+    fields = ["name", "status", "started_at", "finished_at", "log"]
+    show_change_link = False
+
+
+@admin.register(ProcessingRun)
+class ProcessingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["__str__", "email_link", "status", "created_at", "duration", "tokens_used", "cost"]
+    list_filter = ["status", "created_at"]
+    list_select_related = ["email"]
+    search_fields = ["email__subject", "email__from_address"]
+    date_hierarchy = "created_at"
+    inlines = [RunStepInline]
+
+    @admin.display(description="email", ordering="email__received_at")
+    def email_link(self, obj: ProcessingRun):
+        return admin_link(obj.email)
+
+
+@admin.register(RunStep)
+class RunStepAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "status", "run", "started_at", "finished_at"]
+    list_filter = ["name", "status"]
+    list_select_related = ["run"]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "actor_label", "event", "target_type", "target_link"]
+    list_filter = ["event", "target_type", "created_at"]
+    list_select_related = ["target_type"]
+    search_fields = ["actor_label", "event", "target_repr", "target_id"]
+    date_hierarchy = "created_at"
+    readonly_fields = ["details_pretty"]
+    exclude = ["details"]
+
+    @admin.display(description="object")
+    def target_link(self, obj: AuditEntry):
+        if obj.target_type is None:
+            return "-"
+        model = obj.target_type.model_class()
+        if model is None:
+            return obj.target_repr
+        stand_in = model(pk=obj.target_id)
+        return admin_link(stand_in, obj.target_repr)
+
+    @admin.display(description="details")
+    def details_pretty(self, obj: AuditEntry):
+        return pretty_json(obj.details)

@@ -1,0 +1,22 @@
+"""Inbound mail, the actions proposed from it, their processing runs and the audit trail."""
+
+from actions.models.action import Action, ActionSource, ActionStatus, ActionType, Priority
+from actions.models.audit import AuditEntry
+from actions.models.email import Attachment, Email, EmailStatus
+from actions.models.run import ProcessingRun, RunStatus, RunStep, StepName
+
+__all__ = [
+    "Action",
+    "ActionSource",
+    "ActionStatus",
+    "ActionType",
+    "Attachment",
+    "AuditEntry",
+    "Email",
+    "EmailStatus",
+    "Priority",
+    "ProcessingRun",
+    "RunStatus",
+    "RunStep",
+    "StepName",
+]

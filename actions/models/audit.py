@@ -1,0 +1,60 @@
+"""The audit trail: who did what, when, to which object. Append-only."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+
+
+class AuditEntryIsAppendOnly(Exception):
+    """Raised on any attempt to change or remove an audit entry."""
+
+
+class AuditQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AuditEntryIsAppendOnly("Audit entries cannot be updated.")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise AuditEntryIsAppendOnly("Audit entries cannot be updated.")
+
+    def delete(self):
+        raise AuditEntryIsAppendOnly("Audit entries cannot be deleted.")
+
+    def for_object(self, obj: models.Model) -> AuditQuerySet:
+        return self.filter(target_type=ContentType.objects.get_for_model(obj), target_id=str(obj.pk))
+
+
+class AuditEntry(models.Model):
+    """One recorded event. Write entries with actions.audit.record_audit, which masks secrets."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept as text too, so the trail stays readable after the user is deleted,
+    # and names non-human actors such as "worker" or "system".
+    actor_label = models.CharField("actor", max_length=150)
+    event = models.CharField(max_length=64, db_index=True)
+    target_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    target_id = models.CharField(max_length=64, blank=True)
+    target_repr = models.CharField("object", max_length=200, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+        indexes = [models.Index(fields=["target_type", "target_id", "created_at"], name="audit_target")]
+
+    def __str__(self) -> str:
+        return f"{self.event} by {self.actor_label}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise AuditEntryIsAppendOnly("Audit entries cannot be updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditEntryIsAppendOnly("Audit entries cannot be deleted.")

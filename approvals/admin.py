@@ -1,0 +1,61 @@
+"""Admin for approval policies and approvals."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from guardian.shortcuts import get_objects_for_user
+
+from actions.admin_utils import ReadOnlyAdminMixin, admin_link
+from approvals.models import Approval, ApprovalPolicy
+
+
+@admin.register(ApprovalPolicy)
+class ApprovalPolicyAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "action_type",
+        "condition",
+        "threshold",
+        "requires_approval",
+        "approver_role",
+        "approver_group",
+        "approvals_required",
+        "timeout",
+        "on_timeout",
+        "active",
+    ]
+    list_filter = ["action_type", "condition", "requires_approval", "on_timeout", "active"]
+    list_select_related = ["approver_group"]
+    search_fields = ["name"]
+
+
+@admin.register(Approval)
+class ApprovalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "action_link",
+        "status",
+        "level",
+        "approver_role",
+        "requested_at",
+        "expires_at",
+        "decided_by",
+    ]
+    list_filter = ["status", "approver_role", "requested_at"]
+    list_select_related = ["action", "decided_by"]
+    search_fields = ["action__email__subject", "comment"]
+    date_hierarchy = "requested_at"
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        # Only the approvals this person was asked to decide; a global
+        # permission must not widen that to every approval.
+        return get_objects_for_user(
+            request.user, "approvals.decide_approval", klass=queryset, accept_global_perms=False
+        )
+
+    @admin.display(description="action", ordering="action__created_at")
+    def action_link(self, obj: Approval):
+        return admin_link(obj.action)

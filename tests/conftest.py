@@ -1,0 +1,57 @@
+"""Fixtures shared by every suite: the personas and a few domain objects.
+
+Personas (as in healthchecks): alice is the owner (superuser), bob a team
+member with staff access, charlie a user with no access at all.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from actions.models import Email
+from actions.proposals import propose_action
+
+
+@pytest.fixture
+def alice(db):
+    return get_user_model().objects.create_superuser("alice", "alice@acme.example", "alice-password")
+
+
+@pytest.fixture
+def bob(db):
+    return get_user_model().objects.create_user("bob", "bob@acme.example", "bob-password", is_staff=True)
+
+
+@pytest.fixture
+def charlie(db):
+    return get_user_model().objects.create_user("charlie", "charlie@acme.example", "charlie-password")
+
+
+@pytest.fixture
+def make_email(db):
+    counter = iter(range(1, 1_000_000))
+
+    def make(**fields) -> Email:
+        n = next(counter)
+        defaults = {
+            "mailbox": "support@acme.example",
+            "message_id": f"<message-{n}@customer.example>",
+            "from_address": f"customer{n}@customer.example",
+            "subject": f"Question number {n}",
+            "text_body": "Hello, could you help me?",
+            "to": ["support@acme.example"],
+        }
+        return Email.objects.create(**{**defaults, **fields})
+
+    return make
+
+
+@pytest.fixture
+def make_action(make_email):
+    def make(type: str = "send_reply", **kwargs):
+        if "email" not in kwargs:
+            kwargs["email"] = make_email()
+        return propose_action(type, **kwargs)
+
+    return make
