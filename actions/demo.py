@@ -1,0 +1,337 @@
+"""Demo data: a team, approval policies and a morning's worth of mail with proposed actions.
+
+Everything here is loaded through the same service functions as real data
+(import_directory, propose_action, transition_action), so the audit trail and
+the admin look as they will in use. Nothing is marked as executed: actions
+stop where a person or a worker would pick them up. Loading twice changes
+nothing the second time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from django.db import transaction
+from django.utils import timezone
+
+from actions.models import ActionStatus, ActionType, Email, Priority, ProcessingRun, RunStatus, RunStep, StepName
+from actions.proposals import propose_action
+from actions.transitions import transition_action
+from approvals.models import Approval, ApprovalPolicy, Condition, OnTimeout
+from teams.directory import import_directory
+from teams.models import Role
+
+MAILBOX = "support@acme.example"
+TEAM_FILE = Path(__file__).resolve().parent.parent / "teams" / "fixtures" / "demo_team.json"
+
+POLICIES = [
+    {
+        "name": "Forwarding outside the company",
+        "action_type": ActionType.FORWARD_EMAIL,
+        "condition": Condition.EXTERNAL_RECIPIENT,
+        "approver_role": Role.LEAD,
+    },
+    {
+        "name": "Answering approval requests",
+        "action_type": ActionType.APPROVE_REQUEST,
+        "condition": Condition.ALWAYS,
+        "approver_role": Role.MANAGER,
+        "timeout": timedelta(hours=24),
+    },
+    {
+        "name": "Low-confidence replies",
+        "action_type": ActionType.SEND_REPLY,
+        "condition": Condition.CONFIDENCE_BELOW,
+        "threshold": "0.7500",
+        "approver_role": Role.LEAD,
+        "on_timeout": OnTimeout.REJECT,
+    },
+]
+
+
+@dataclass
+class DemoAction:
+    type: ActionType
+    params: dict
+    confidence: float
+    rationale: str
+    priority: Priority = Priority.NORMAL
+    # Where the demo leaves it: proposed (a suggestion), pending approval, or cancelled by a person.
+    status: ActionStatus = ActionStatus.PROPOSED
+
+
+@dataclass
+class DemoEmail:
+    key: str
+    sender: tuple[str, str]
+    subject: str
+    body: str
+    category: str
+    minutes_ago: int
+    actions: list[DemoAction] = field(default_factory=list)
+    in_reply_to: str = ""
+
+
+EMAILS = [
+    DemoEmail(
+        "outage-eu",
+        ("Grace Hopper", "grace@bigcustomer.example"),
+        "URGENT: checkout returns 502 for all EU customers",
+        "Since 07:40 CET every checkout in the EU region fails with a 502.\n"
+        "We are losing orders. Please call me back on +44 20 7946 0000.",
+        "outage",
+        12,
+        [
+            DemoAction(
+                ActionType.ESCALATE_ISSUE,
+                {"reason": "EU checkout down, revenue impact", "level": "manager"},
+                0.93,
+                "Customer reports a full outage with revenue impact.",
+                Priority.URGENT,
+            ),
+            DemoAction(
+                ActionType.CREATE_TASK,
+                {"title": "EU checkout 502s", "skills": ["incident-response", "infrastructure"]},
+                0.9,
+                "An outage needs an owner.",
+                Priority.URGENT,
+            ),
+        ],
+    ),
+    DemoEmail(
+        "invoice-question",
+        ("Ben Okafor", "ben@smallshop.example"),
+        "Question about invoice INV-2291",
+        "Hi, we were charged twice for October (INV-2291 and INV-2297). Could you refund one of them?",
+        "billing",
+        45,
+        [
+            DemoAction(
+                ActionType.SEND_REPLY,
+                {
+                    "body": "Hi Ben, thanks for spotting this. We are checking both invoices "
+                    "and will refund the duplicate."
+                },
+                0.62,
+                "Billing question; the draft promises a refund, so a person should look.",
+                status=ActionStatus.PENDING_APPROVAL,
+            ),
+            DemoAction(
+                ActionType.DELEGATE_TASK,
+                {"skills": ["billing"], "note": "Duplicate charge, check INV-2291 vs INV-2297"},
+                0.81,
+                "Billing work goes to a billing specialist.",
+            ),
+        ],
+    ),
+    DemoEmail(
+        "meeting-request",
+        ("Chen Wei", "chen.wei@partner.example"),
+        "Quarterly review: can we meet Thursday at 15:00?",
+        "Hello team, could we hold the quarterly review this Thursday at 15:00 CET for an hour?",
+        "meeting",
+        90,
+        [
+            DemoAction(
+                ActionType.SCHEDULE_MEETING,
+                {
+                    "title": "Quarterly review with Partner Co",
+                    "attendees": ["chen.wei@partner.example", "priya.natarajan@acme.example"],
+                    "duration_minutes": 60,
+                },
+                0.88,
+                "A concrete meeting request with a proposed time.",
+            )
+        ],
+    ),
+    DemoEmail(
+        "purchase-approval",
+        ("Marco Rossi", "marco.rossi@acme.example"),
+        "Approval needed: new monitoring licence (EUR 4,800)",
+        "Please approve the purchase of the monitoring licence, EUR 4,800 per year. PO-7781.",
+        "approval",
+        130,
+        [
+            DemoAction(
+                ActionType.APPROVE_REQUEST,
+                {"decision": "approve", "reference": "PO-7781", "amount": 4800, "currency": "EUR"},
+                0.7,
+                "An approval request; answering it always needs a manager.",
+                Priority.HIGH,
+                ActionStatus.PENDING_APPROVAL,
+            )
+        ],
+    ),
+    DemoEmail(
+        "forward-legal",
+        ("Ana Lima", "ana@bigcustomer.example"),
+        "Contract redlines attached",
+        "Please find our redlines to the master agreement attached. Could your legal team review?",
+        "legal",
+        200,
+        [
+            DemoAction(
+                ActionType.FORWARD_EMAIL,
+                {"to": ["counsel@lawfirm.example"], "note": "Redlines from Big Customer for review."},
+                0.77,
+                "Legal review is done by outside counsel.",
+                status=ActionStatus.PENDING_APPROVAL,
+            )
+        ],
+    ),
+    DemoEmail(
+        "newsletter",
+        ("Weekly Digest", "digest@news.example"),
+        "This week in infrastructure: 10 links",
+        "Our weekly roundup of articles. Unsubscribe at any time.",
+        "newsletter",
+        300,
+        [
+            DemoAction(ActionType.ARCHIVE_EMAIL, {}, 0.97, "A newsletter needs no answer."),
+        ],
+    ),
+    DemoEmail(
+        "task-request",
+        ("Liam O'Brien", "liam.obrien@acme.example"),
+        "Can someone update the refund policy page by Friday?",
+        "The refund policy page still lists 14 days; it is 30 days since November. Please fix by Friday.",
+        "task",
+        400,
+        [
+            DemoAction(
+                ActionType.CREATE_TASK,
+                {"title": "Update refund policy page to 30 days", "due": "friday", "skills": ["customer-support"]},
+                0.86,
+                "A clear request with a deadline.",
+            ),
+            DemoAction(
+                ActionType.SET_REMINDER,
+                {"who": "liam.obrien@acme.example", "text": "Check the refund page was updated", "in_days": 3},
+                0.55,
+                "Low confidence: the sender may not want a reminder.",
+                status=ActionStatus.CANCELLED,
+            ),
+        ],
+    ),
+    DemoEmail(
+        "follow-up",
+        ("Ben Okafor", "ben@smallshop.example"),
+        "Re: Question about invoice INV-2291",
+        "Any news on the refund? It has been a week.",
+        "billing",
+        5,
+        [
+            DemoAction(
+                ActionType.FOLLOW_UP,
+                {"in_hours": 24, "draft": "Hi Ben, the refund for INV-2297 has been issued."},
+                0.72,
+                "The customer is waiting; follow up if nobody answers.",
+                Priority.HIGH,
+            )
+        ],
+        in_reply_to="invoice-question",
+    ),
+]
+
+
+def _message_id(key: str) -> str:
+    return f"<demo-{key}@mail.acme.example>"
+
+
+def _load_policies() -> None:
+    for policy in POLICIES:
+        ApprovalPolicy.objects.update_or_create(name=policy["name"], defaults=policy)
+
+
+def _load_email(demo: DemoEmail, now) -> tuple[Email, bool]:
+    name, address = demo.sender
+    parent = Email.objects.filter(mailbox=MAILBOX, message_id=_message_id(demo.in_reply_to)).first()
+    email, created = Email.objects.get_or_create(
+        mailbox=MAILBOX,
+        message_id=_message_id(demo.key),
+        defaults={
+            "from_name": name,
+            "from_address": address,
+            "to": [MAILBOX],
+            "subject": demo.subject,
+            "text_body": demo.body,
+            "category": demo.category,
+            "received_at": now - timedelta(minutes=demo.minutes_ago),
+            "in_reply_to": parent.message_id if parent else "",
+            "references": [parent.message_id] if parent else [],
+            "parent": parent,
+            "headers": [["From", f"{name} <{address}>"], ["To", MAILBOX], ["Subject", demo.subject]],
+        },
+    )
+    return email, created
+
+
+def _load_run(email: Email, received) -> ProcessingRun:
+    run = ProcessingRun.objects.create(email=email, status=RunStatus.PAUSED, started_at=received)
+    RunStep.objects.create(
+        run=run,
+        name=StepName.INTAKE,
+        status=RunStatus.SUCCEEDED,
+        started_at=received,
+        finished_at=received,
+        log=["Loaded by load_demo (demo data, not fetched from a mailbox)."],
+    )
+    RunStep.objects.create(
+        run=run,
+        name=StepName.ANALYSE,
+        status=RunStatus.SUCCEEDED,
+        started_at=received,
+        finished_at=received,
+        log=["Actions proposed by the demo script; no analysis backend ran."],
+    )
+    RunStep.objects.create(
+        run=run, name=StepName.ROUTE, status=RunStatus.PAUSED, log=["Waiting for execution to be set up."]
+    )
+    return run
+
+
+def _load_action(demo: DemoAction, email: Email, run: ProcessingRun, index: int) -> None:
+    action = propose_action(
+        demo.type,
+        email=email,
+        params=demo.params,
+        priority=demo.priority,
+        confidence=demo.confidence,
+        rationale=demo.rationale,
+        context={"category": email.category, "seeded_by": "load_demo"},
+        run=run,
+        idempotency_key=f"demo:{email.message_id}:{index}",
+    )
+    if demo.status == ActionStatus.PENDING_APPROVAL:
+        transition_action(action, ActionStatus.PENDING_APPROVAL, actor="demo", reason="demo: needs a person")
+        policy = ApprovalPolicy.objects.filter(action_type=demo.type).first()
+        Approval.objects.create(
+            action=action,
+            policy=policy,
+            approver_role=policy.approver_role if policy else Role.LEAD,
+            expires_at=timezone.now() + (policy.timeout if policy else timedelta(hours=48)),
+        )
+    elif demo.status == ActionStatus.CANCELLED:
+        transition_action(action, ActionStatus.CANCELLED, actor="demo", reason="demo: dismissed by a person")
+
+
+@transaction.atomic
+def load_demo() -> dict[str, int]:
+    """Load the demo team, policies, mail and actions; return how many emails were new."""
+    with TEAM_FILE.open(encoding="utf-8") as handle:
+        members = import_directory(json.load(handle))
+    _load_policies()
+    now = timezone.now()
+    new_emails = 0
+    for demo in EMAILS:
+        email, created = _load_email(demo, now)
+        if not created:
+            continue
+        new_emails += 1
+        run = _load_run(email, email.received_at)
+        for index, demo_action in enumerate(demo.actions):
+            _load_action(demo_action, email, run, index)
+    return {"members": len(members), "policies": len(POLICIES), "new_emails": new_emails}

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from actions.demo import load_demo
+
+
+class Command(BaseCommand):
+    help = (
+        "Load demo data: the example team, default approval policies and a set of emails with proposed "
+        "actions. Safe to run again: nothing already loaded is duplicated. With --admin, also make sure an "
+        "'admin' superuser exists and print its login."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--admin", action="store_true", help="Create the 'admin' superuser if missing and print its login."
+        )
+
+    def handle(self, *args, admin: bool = False, **options) -> None:
+        counts = load_demo()
+        self.stdout.write(
+            f"Demo data: {counts['members']} team members, {counts['policies']} approval policies, "
+            f"{counts['new_emails']} new emails."
+        )
+        if admin:
+            self._ensure_admin()
+
+    def _ensure_admin(self) -> None:
+        # The demo password is kept in the data folder (outside git) so that
+        # running the quickstart again can print it again.
+        password_file = settings.DATA_DIR / "demo_admin_password"
+        User = get_user_model()
+        user = User.objects.filter(username="admin").first()
+        if user is None:
+            password = secrets.token_urlsafe(12)
+            User.objects.create_superuser("admin", "admin@acme.example", password)
+            password_file.write_text(password)
+            password_file.chmod(0o600)
+        elif password_file.exists() and user.check_password(password_file.read_text()):
+            password = password_file.read_text()
+        else:
+            self.stdout.write(
+                "Admin login: user 'admin' (password changed since; reset it with: manage.py changepassword admin)"
+            )
+            return
+        self.stdout.write(self.style.SUCCESS(f"Admin login: user 'admin', password '{password}'"))

@@ -1,0 +1,66 @@
+"""load_demo fills every screen with believable data, and running it twice changes nothing."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from actions.models import Action, ActionStatus, AuditEntry, Email, ProcessingRun
+from approvals.models import Approval, ApprovalPolicy, ApprovalStatus
+from teams.models import TeamMember
+
+
+def _counts() -> dict[str, int]:
+    models = [Email, Action, ProcessingRun, AuditEntry, Approval, ApprovalPolicy, TeamMember]
+    return {model.__name__: model.objects.count() for model in models}
+
+
+def test_it_loads_a_team_policies_mail_and_actions(db, capsys):
+    call_command("load_demo")
+    counts = _counts()
+    assert counts["TeamMember"] == 8
+    assert counts["ApprovalPolicy"] >= 3
+    assert counts["Email"] >= 8
+    statuses = set(Action.objects.values_list("status", flat=True))
+    assert {ActionStatus.PROPOSED, ActionStatus.PENDING_APPROVAL, ActionStatus.CANCELLED} <= statuses
+    # Every action pending approval has an approval waiting for a person.
+    for action in Action.objects.filter(status=ActionStatus.PENDING_APPROVAL):
+        assert action.approvals.filter(status=ApprovalStatus.PENDING).count() == 1
+    # Nothing pretends to have run.
+    assert not Action.objects.filter(status=ActionStatus.SUCCEEDED).exists()
+    # Every action's history starts with its proposal.
+    assert AuditEntry.objects.filter(event="action.proposed").count() == Action.objects.count()
+    assert "8 new emails" in capsys.readouterr().out
+
+
+def test_loading_twice_changes_nothing(db):
+    call_command("load_demo")
+    first = _counts()
+    call_command("load_demo")
+    assert _counts() == first
+
+
+def test_it_prints_the_same_admin_login_each_time(db, capsys, settings, tmp_path):
+    settings.DATA_DIR = tmp_path
+    call_command("load_demo", admin=True)
+    first = capsys.readouterr().out
+    call_command("load_demo", admin=True)
+    second = capsys.readouterr().out
+    login_line = next(line for line in first.splitlines() if line.startswith("Admin login"))
+    assert login_line in second
+    password = login_line.split("password '")[1].rstrip("'")
+    admin = get_user_model().objects.get(username="admin")
+    assert admin.is_superuser and admin.check_password(password)
+
+
+def test_it_does_not_print_a_password_that_was_changed(db, capsys, settings, tmp_path):
+    settings.DATA_DIR = tmp_path
+    call_command("load_demo", admin=True)
+    admin = get_user_model().objects.get(username="admin")
+    admin.set_password("chosen-by-the-owner")
+    admin.save()
+    capsys.readouterr()
+    call_command("load_demo", admin=True)
+    out = capsys.readouterr().out
+    assert "password changed since" in out
+    assert "chosen-by-the-owner" not in out
