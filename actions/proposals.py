@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from actions.audit import record_audit
 from actions.models import Action, ActionSource, ActionType, Email, Priority, ProcessingRun
@@ -17,6 +18,18 @@ class InvalidProposal(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+def _require_json_object(field: str, value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise InvalidProposal(field, "must be an object of named values.")
+    try:
+        # What the JSON column will store; NaN is refused because PostgreSQL's jsonb refuses it.
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidProposal(field, f"must hold only JSON values ({exc}).") from exc
 
 
 def propose_action(
@@ -48,29 +61,45 @@ def propose_action(
         )
     if priority not in Priority.values:
         raise InvalidProposal("priority", f"{priority!r} is not a priority; expected one of {Priority.values}.")
-    if confidence is not None and not 0 <= confidence <= 1:
-        raise InvalidProposal("confidence", f"{confidence!r} is outside 0 to 1.")
-    if params is not None and not isinstance(params, dict):
-        raise InvalidProposal("params", "must be an object of named parameters.")
+    if confidence is not None:
+        # The analysis is untrusted: "0.9" or true must not reach the comparison or the column.
+        if isinstance(confidence, bool) or not isinstance(confidence, (int, float)):
+            raise InvalidProposal("confidence", f"{confidence!r} is not a number.")
+        if not 0 <= confidence <= 1:
+            raise InvalidProposal("confidence", f"{confidence!r} is outside 0 to 1.")
+    _require_json_object("params", params)
+    _require_json_object("context", context)
+    key_length = Action._meta.get_field("idempotency_key").max_length
+    if len(idempotency_key or "") > key_length:
+        raise InvalidProposal("idempotency_key", f"is longer than {key_length} characters.")
 
     key = idempotency_key or uuid.uuid4().hex
     with transaction.atomic():
         existing = Action.objects.filter(idempotency_key=key).first()
         if existing is not None:
             return existing
-        action = Action.objects.create(
-            type=type,
-            email=email,
-            params=params or {},
-            source=source,
-            priority=priority,
-            confidence=confidence,
-            rationale=rationale,
-            context=context or {},
-            run=run,
-            idempotency_key=key,
-            created_by=acting_user if acting_user is not None and acting_user.is_authenticated else None,
-        )
+        try:
+            # In a savepoint: a concurrent proposal with the same key may commit between the
+            # look-up and the insert (PostgreSQL), and then its action is the answer.
+            with transaction.atomic():
+                action = Action.objects.create(
+                    type=type,
+                    email=email,
+                    params=params or {},
+                    source=source,
+                    priority=priority,
+                    confidence=confidence,
+                    rationale=rationale,
+                    context=context or {},
+                    run=run,
+                    idempotency_key=key,
+                    created_by=acting_user if acting_user is not None and acting_user.is_authenticated else None,
+                )
+        except IntegrityError:
+            existing = Action.objects.filter(idempotency_key=key).first()
+            if existing is None:
+                raise
+            return existing
         record_audit(
             "action.proposed",
             target=action,

@@ -109,7 +109,8 @@ def transition_action(
             target=action,
             acting_user=acting_user,
             actor=actor,
-            details={"from": str(current), "to": str(wanted), "reason": reason, **(details or {})},
+            # The caller's details come first, so they can never rewrite what the move was.
+            details={**(details or {}), "from": str(current), "to": str(wanted), "reason": reason},
         )
     action.status = wanted
     action.status_changed_at = action.updated_at = now

@@ -18,6 +18,12 @@ class AuditQuerySet(models.QuerySet):
     def bulk_update(self, objs, fields, batch_size=None):
         raise AuditEntryIsAppendOnly("Audit entries cannot be updated.")
 
+    def bulk_create(self, objs, batch_size=None, ignore_conflicts=False, update_conflicts=False, **kwargs):
+        # update_conflicts turns the INSERT into an upsert that rewrites existing entries.
+        if update_conflicts:
+            raise AuditEntryIsAppendOnly("Audit entries cannot be updated.")
+        return super().bulk_create(objs, batch_size=batch_size, ignore_conflicts=ignore_conflicts, **kwargs)
+
     def delete(self):
         raise AuditEntryIsAppendOnly("Audit entries cannot be deleted.")
 
@@ -54,6 +60,9 @@ class AuditEntry(models.Model):
     def save(self, *args, **kwargs) -> None:
         if not self._state.adding:
             raise AuditEntryIsAppendOnly("Audit entries cannot be updated.")
+        # Always an INSERT: Django would turn saving a new instance that carries an
+        # existing id into an UPDATE of that entry.
+        kwargs["force_insert"] = True
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
