@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils.html import format_html, format_html_join
 
-from actions.admin_utils import ReadOnlyAdminMixin, ReadOnlyInline, admin_link, pretty_json
+from actions.admin_utils import ReadOnlyAdminMixin, ReadOnlyInline, admin_link, pretty_json, when
 from actions.models import Action, ActionStatus, Attachment, AuditEntry, Email, ProcessingRun, RunStep
 from actions.proposals import propose_action
 from actions.transitions import TransitionError, transition_action
-from approvals.models import Approval
+from approvals.admin import ApprovalInline
 
 
 def _audit_table(obj):
@@ -18,10 +20,7 @@ def _audit_table(obj):
     rows = format_html_join(
         "",
         "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-        (
-            (entry.created_at.strftime("%Y-%m-%d %H:%M:%S"), entry.actor_label, entry.event, pretty_json(entry.details))
-            for entry in entries
-        ),
+        ((when(entry.created_at), entry.actor_label, entry.event, pretty_json(entry.details)) for entry in entries),
     )
     if not rows:
         return "No entries yet."
@@ -38,8 +37,8 @@ def _steps_table(run: ProcessingRun | None):
             (
                 step.get_name_display(),
                 step.get_status_display(),
-                step.started_at or "-",
-                step.finished_at or "-",
+                when(step.started_at),
+                when(step.finished_at),
                 format_html("<pre>{}</pre>", "\n".join(str(line) for line in step.log)) if step.log else "-",
             )
             for step in run.steps.all()
@@ -84,7 +83,14 @@ class EmailAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     inlines = [AttachmentInline, EmailActionInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(attachment_total=Count("attachments"))
+        # A subquery, not Count("attachments"): a join with GROUP BY would also
+        # weigh on the page count, the filters' choices and the date hierarchy.
+        attachments = (
+            Attachment.objects.filter(email=OuterRef("pk")).order_by().values("email").annotate(total=Count("pk"))
+        )
+        return (
+            super().get_queryset(request).annotate(attachment_total=Coalesce(Subquery(attachments.values("total")), 0))
+        )
 
     @admin.display(description="subject", ordering="subject")
     def subject_or_blank(self, obj: Email) -> str:
@@ -118,10 +124,19 @@ class AttachmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["filename", "email__subject"]
 
 
-class ApprovalInline(ReadOnlyInline):
-    model = Approval
-    fields = ["status", "level", "approver_role", "expires_at", "decided_by", "decided_at", "comment"]
-    ordering = ["requested_at"]
+class ActionProposalForm(forms.ModelForm):
+    """The add form: what a person proposes. ActionAdmin.save_model hands it to propose_action."""
+
+    class Meta:
+        model = Action
+        fields = ["type", "email", "priority", "params", "rationale"]
+
+    def clean_params(self):
+        # propose_action refuses these too, but by then the form could no longer say so.
+        params = self.cleaned_data.get("params")
+        if params is not None and not isinstance(params, dict):
+            raise forms.ValidationError('Parameters must be an object of named values, such as {"to": ["..."]}.')
+        return params
 
 
 @admin.register(Action)
@@ -133,7 +148,7 @@ class ActionAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     actions = ["cancel_actions"]
     inlines = [ApprovalInline]
-    add_fields = ["type", "email", "priority", "params", "rationale"]
+    add_form = ActionProposalForm
     fieldsets = [
         (
             None,
@@ -162,14 +177,23 @@ class ActionAdmin(admin.ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
-            return [(None, {"fields": self.add_fields})]
+            return [(None, {"fields": list(self.add_form.base_fields)})]
         return self.fieldsets
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = self.add_form
+        return super().get_form(request, obj, **kwargs)
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
         # The status only moves through the state machine; nothing else here is hand-edited.
         return [field for _, options in self.fieldsets for field in options["fields"]]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # An action is part of the record; it is cancelled, never deleted.
+        return False
 
     def get_inlines(self, request, obj):
         return self.inlines if obj is not None else []
@@ -217,7 +241,8 @@ class ActionAdmin(admin.ModelAdmin):
     def audit_trail(self, obj: Action):
         return _audit_table(obj)
 
-    @admin.action(description="Cancel selected actions")
+    # Cancelling changes actions, so viewing them is not enough.
+    @admin.action(description="Cancel selected actions", permissions=["change"])
     def cancel_actions(self, request, queryset) -> None:
         cancelled, refused = 0, []
         for action in queryset:
@@ -259,15 +284,19 @@ class ProcessingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 @admin.register(RunStep)
 class RunStepAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["name", "status", "run", "started_at", "finished_at"]
-    list_filter = ["name", "status"]
+    list_filter = ["name", "status", "started_at"]
     list_select_related = ["run"]
+    search_fields = ["run__email__subject", "run__email__from_address", "=run__id"]
+    date_hierarchy = "started_at"
 
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "actor_label", "event", "target_type", "target_link"]
-    list_filter = ["event", "target_type", "created_at"]
+    list_filter = ["event", ("target_type", admin.RelatedOnlyFieldListFilter), "created_at"]
     list_select_related = ["target_type"]
+    # The trail only grows; spare every page a second count of all of it.
+    show_full_result_count = False
     search_fields = ["actor_label", "event", "target_repr", "target_id"]
     date_hierarchy = "created_at"
     readonly_fields = ["details_pretty"]
@@ -280,8 +309,9 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         model = obj.target_type.model_class()
         if model is None:
             return obj.target_repr
+        # A stand-in with only the pk: enough to link, without loading the target.
         stand_in = model(pk=obj.target_id)
-        return admin_link(stand_in, obj.target_repr)
+        return admin_link(stand_in, obj.target_repr or f"{model._meta.verbose_name} #{obj.target_id}")
 
     @admin.display(description="details")
     def details_pretty(self, obj: AuditEntry):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from django.contrib import admin
 from django.db import models
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 
@@ -16,6 +18,11 @@ def pretty_json(value: Any):
     return format_html(
         '<pre class="mailroom-json">{}</pre>', json.dumps(value, indent=2, ensure_ascii=False, default=str)
     )
+
+
+def when(value: datetime | None) -> str:
+    """A timestamp in the current time zone, to the second, or "-"."""
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
 
 def admin_link(obj: models.Model | None, text: str | None = None):
@@ -46,3 +53,43 @@ class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
+
+    def get_readonly_fields(self, request, obj=None):
+        # Unlike a view-only ModelAdmin, an inline still builds a form from
+        # `fields`, which fails on non-editable ones such as created_at.
+        return self.fields or []
+
+
+def _plain(value: Any) -> Any:
+    """A form value as JSON can hold it: related objects by name, the rest as text."""
+    if value is None or isinstance(value, (str, int, float, bool, dict)):
+        return value
+    if isinstance(value, (models.QuerySet, list, tuple, set)):
+        return [_plain(item) for item in value]
+    return str(value)
+
+
+class AuditedAdminMixin:
+    """Writes an audit entry for every add, change and delete made in the admin.
+
+    The admin runs these inside its own transaction, so the change and its
+    entry are saved together.
+    """
+
+    def save_model(self, request, obj, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        from actions.audit import record_audit
+
+        event = f"{obj._meta.model_name}.{'changed' if change else 'created'}"
+        changed = {name: _plain(form.cleaned_data.get(name)) for name in form.changed_data}
+        record_audit(event, target=obj, acting_user=request.user, details={"changed": changed, "via": "admin"})
+
+    def delete_model(self, request, obj) -> None:
+        from actions.audit import record_audit
+
+        record_audit(f"{obj._meta.model_name}.deleted", target=obj, acting_user=request.user, details={"via": "admin"})
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for obj in queryset:
+            self.delete_model(request, obj)

@@ -34,7 +34,7 @@ _SECRET_WORDS = frozenset(
     }
 )
 _SECRET_PAIRS = frozenset({"apikey", "privatekey", "secretkey", "accesskey", "sessionid"})
-_WORD = re.compile(r"[a-z0-9]+")
+_WORD = re.compile(r"[a-z]+")  # letters only: "password1" is a password
 # Values that look like secrets even under an innocent key: HTTP credentials
 # and OpenAI-style keys. "Bearer x" as headers write it, or any "bearer" with
 # a token-looking word after it, so prose like "the bearer of news" is kept.

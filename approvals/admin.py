@@ -5,12 +5,32 @@ from __future__ import annotations
 from django.contrib import admin
 from guardian.shortcuts import get_objects_for_user
 
-from actions.admin_utils import ReadOnlyAdminMixin, admin_link
+from actions.admin_utils import AuditedAdminMixin, ReadOnlyAdminMixin, ReadOnlyInline, admin_link
 from approvals.models import Approval, ApprovalPolicy
 
 
+def approvals_visible_to(user, queryset):
+    """The approvals in `queryset` that `user` may see: all for a superuser, else those they may decide."""
+    if user.is_superuser:
+        return queryset
+    # Only the approvals this person was asked to decide; a global
+    # permission must not widen that to every approval.
+    return get_objects_for_user(user, "approvals.decide_approval", klass=queryset, accept_global_perms=False)
+
+
+class ApprovalInline(ReadOnlyInline):
+    """An action's approvals, limited like the approval list to those the viewer may see."""
+
+    model = Approval
+    fields = ["status", "level", "approver_role", "expires_at", "decided_by", "decided_at", "comment"]
+    ordering = ["requested_at"]
+
+    def get_queryset(self, request):
+        return approvals_visible_to(request.user, super().get_queryset(request).select_related("decided_by"))
+
+
 @admin.register(ApprovalPolicy)
-class ApprovalPolicyAdmin(admin.ModelAdmin):
+class ApprovalPolicyAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = [
         "name",
         "action_type",
@@ -47,14 +67,7 @@ class ApprovalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "requested_at"
 
     def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        if request.user.is_superuser:
-            return queryset
-        # Only the approvals this person was asked to decide; a global
-        # permission must not widen that to every approval.
-        return get_objects_for_user(
-            request.user, "approvals.decide_approval", klass=queryset, accept_global_perms=False
-        )
+        return approvals_visible_to(request.user, super().get_queryset(request))
 
     @admin.display(description="action", ordering="action__created_at")
     def action_link(self, obj: Approval):

@@ -1,14 +1,19 @@
-"""Admin for the team directory."""
+"""Admin for the team directory, and for users with self-promotion closed off."""
 
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 
+from actions.admin_utils import AuditedAdminMixin
 from teams.models import TeamMember
+
+User = get_user_model()
 
 
 @admin.register(TeamMember)
-class TeamMemberAdmin(admin.ModelAdmin):
+class TeamMemberAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["__str__", "email", "role", "manager", "availability", "capacity", "timezone", "active"]
     list_filter = ["role", "availability", "active", "timezone"]
     list_select_related = ["user", "manager__user"]
@@ -23,3 +28,24 @@ class TeamMemberAdmin(admin.ModelAdmin):
     @admin.display(description="email", ordering="user__email")
     def email(self, obj: TeamMember) -> str:
         return obj.user.email
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class MailroomUserAdmin(AuditedAdminMixin, UserAdmin):
+    """Django's user admin, except that only superusers hand out rights.
+
+    Staff who may edit users can still change names and emails, but not
+    anyone's superuser or staff flag, groups or permissions: otherwise they
+    could grant themselves the right to decide any approval.
+    """
+
+    _rights = ("is_superuser", "is_staff", "groups", "user_permissions")
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            readonly += [name for name in self._rights if name not in readonly]
+        return readonly

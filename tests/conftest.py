@@ -13,6 +13,18 @@ from actions.models import Email
 from actions.proposals import propose_action
 
 
+@pytest.fixture(autouse=True)
+def _plain_static_files(settings):
+    # Tests run with DEBUG off, where the manifest storage needs collectstatic
+    # to have run and WhiteNoise warns about a missing STATIC_ROOT. Pages are
+    # rendered here, not served; test_settings covers the real storage.
+    settings.STATIC_ROOT = None
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 @pytest.fixture
 def alice(db):
     return get_user_model().objects.create_superuser("alice", "alice@acme.example", "alice-password")
