@@ -269,27 +269,18 @@ def _load_email(demo: DemoEmail, now) -> tuple[Email, bool]:
     return email, created
 
 
+_DEMO_STEPS = [
+    (StepName.INTAKE, RunStatus.SUCCEEDED, "Loaded by load_demo (demo data, not fetched from a mailbox)."),
+    (StepName.ANALYSE, RunStatus.SUCCEEDED, "Actions proposed by the demo script; no analysis backend ran."),
+    (StepName.ROUTE, RunStatus.PAUSED, "Waiting for execution to be set up."),
+]
+
+
 def _load_run(email: Email, received) -> ProcessingRun:
     run = ProcessingRun.objects.create(email=email, status=RunStatus.PAUSED, started_at=received)
-    RunStep.objects.create(
-        run=run,
-        name=StepName.INTAKE,
-        status=RunStatus.SUCCEEDED,
-        started_at=received,
-        finished_at=received,
-        log=["Loaded by load_demo (demo data, not fetched from a mailbox)."],
-    )
-    RunStep.objects.create(
-        run=run,
-        name=StepName.ANALYSE,
-        status=RunStatus.SUCCEEDED,
-        started_at=received,
-        finished_at=received,
-        log=["Actions proposed by the demo script; no analysis backend ran."],
-    )
-    RunStep.objects.create(
-        run=run, name=StepName.ROUTE, status=RunStatus.PAUSED, log=["Waiting for execution to be set up."]
-    )
+    for name, status, line in _DEMO_STEPS:
+        done = received if status == RunStatus.SUCCEEDED else None
+        RunStep.objects.create(run=run, name=name, status=status, started_at=done, finished_at=done, log=[line])
     return run
 
 

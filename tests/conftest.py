@@ -6,6 +6,8 @@ member with staff access, charlie a user with no access at all.
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -67,3 +69,22 @@ def make_action(make_email):
         return propose_action(type, **kwargs)
 
     return make
+
+
+def pytest_sessionstart(session) -> None:
+    """Stop at once, saying why, when DATABASE_URL names a PostgreSQL server that is not there."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    host = db.get("HOST") or ""
+    if not db["ENGINE"].endswith("postgresql") or not host or host.startswith("/"):
+        return
+    try:
+        with socket.create_connection((host, int(db.get("PORT") or 5432)), timeout=3):
+            return
+    except OSError as exc:
+        pytest.exit(
+            f"PostgreSQL is not reachable at {host}:{db.get('PORT') or 5432} ({exc.strerror or exc}). "
+            "Start it, or unset DATABASE_URL to run on SQLite.",
+            returncode=3,
+        )

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django.utils import timezone
 
 from actions.models import Action, ActionStatus, AuditEntry
@@ -16,6 +14,7 @@ from actions.proposals import propose_action
 from actions.transitions import transition_action
 from approvals.expiry import expire_overdue_approvals
 from approvals.models import Approval, ApprovalPolicy, ApprovalStatus
+from tests.concurrency import run_at_once
 
 S = ActionStatus
 
@@ -244,23 +243,12 @@ def test_two_schedulers_at_once_expire_each_approval_once(transactional_db):
         action = propose_action("send_reply", source="ai")
         actions.append(transition_action(action, S.PENDING_APPROVAL, actor="policy"))
         _approval(action, now - timedelta(minutes=1))
-    barrier = threading.Barrier(2)
-    counts: list[object] = [None, None]
 
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            counts[index] = expire_overdue_approvals(now=now)
-        except BaseException as exc:
-            counts[index] = exc
-        finally:
-            connection.close()
+    def expire(ready) -> int:
+        ready()
+        return expire_overdue_approvals(now=now)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    counts = run_at_once(expire, expire, timeout=120)
 
     assert all(isinstance(count, int) for count in counts), counts
     assert sum(counts) == 20

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,6 +21,7 @@ from actions.transitions import (
     can_transition,
     transition_action,
 )
+from tests.concurrency import run_at_once
 
 S = ActionStatus
 
@@ -348,27 +348,17 @@ ROUNDS = 8
 
 def _race(action_id: int, targets: list[ActionStatus]) -> list[object]:
     """Let one thread per target load the action, wait for the others, then move it; return each outcome."""
-    barrier = threading.Barrier(len(targets))
-    outcomes: list[object] = [None] * len(targets)
 
-    def attempt(index: int, wanted: ActionStatus) -> None:
-        try:
+    def attempt(index: int, wanted: ActionStatus):
+        def work(ready):
             mine = Action.objects.get(pk=action_id)
-            barrier.wait(timeout=30)
+            ready()
             transition_action(mine, wanted, actor=f"thread-{index}")
-            outcomes[index] = wanted
-        except BaseException as exc:  # reported by the test, not lost in the thread
-            outcomes[index] = exc
-        finally:
-            connection.close()
+            return wanted
 
-    threads = [threading.Thread(target=attempt, args=(i, wanted)) for i, wanted in enumerate(targets)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a transition hung"
-    return outcomes
+        return work
+
+    return run_at_once(*(attempt(index, wanted) for index, wanted in enumerate(targets)))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -540,23 +530,12 @@ def test_proposals_without_a_key_are_all_stored(db):
 def test_concurrent_proposals_with_one_key_store_one_action(transactional_db):
     for round_ in range(ROUNDS):
         key = f"redelivered-{round_}"
-        barrier = threading.Barrier(2)
-        outcomes: list[object] = [None, None]
 
-        def propose(index: int, key: str = key, barrier: threading.Barrier = barrier, outcomes=outcomes) -> None:
-            try:
-                barrier.wait(timeout=30)
-                outcomes[index] = propose_action("send_reply", source="ai", idempotency_key=key).pk
-            except BaseException as exc:
-                outcomes[index] = exc
-            finally:
-                connection.close()
+        def propose(ready, key: str = key) -> int:
+            ready()
+            return propose_action("send_reply", source="ai", idempotency_key=key).pk
 
-        threads = [threading.Thread(target=propose, args=(i,)) for i in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
+        outcomes = run_at_once(propose, propose)
 
         stored = Action.objects.get(idempotency_key=key)
         assert outcomes == [stored.pk, stored.pk]
