@@ -13,6 +13,7 @@ from actions.models import Action, ActionStatus, Attachment, AuditEntry, Email, 
 from actions.proposals import propose_action
 from actions.transitions import TransitionError, transition_action
 from approvals.admin import ApprovalInline
+from teams.admin import assignment_table
 
 
 def _audit_table(obj):
@@ -141,9 +142,19 @@ class ActionProposalForm(forms.ModelForm):
 
 @admin.register(Action)
 class ActionAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "status", "priority", "email_link", "source", "confidence", "attempts", "created_at"]
+    list_display = [
+        "__str__",
+        "status",
+        "priority",
+        "email_link",
+        "assignee",
+        "source",
+        "confidence",
+        "attempts",
+        "created_at",
+    ]
     list_filter = ["status", "type", "priority", "source", "created_at"]
-    list_select_related = ["email"]
+    list_select_related = ["email", "assignee__user"]
     search_fields = ["idempotency_key", "rationale", "email__subject", "email__from_address"]
     date_hierarchy = "created_at"
     actions = ["cancel_actions"]
@@ -155,6 +166,7 @@ class ActionAdmin(admin.ModelAdmin):
             {"fields": ["type", "status", "priority", "email_link", "source", "confidence", "rationale", "created_by"]},
         ),
         ("Parameters", {"fields": ["params_pretty", "context_pretty"]}),
+        ("Assignment", {"fields": ["assignee", "suggested_assignees"]}),
         (
             "Execution",
             {
@@ -232,6 +244,10 @@ class ActionAdmin(admin.ModelAdmin):
     @admin.display(description="undo data")
     def undo_pretty(self, obj: Action):
         return pretty_json(obj.undo_data)
+
+    @admin.display(description="suggestions")
+    def suggested_assignees(self, obj: Action):
+        return assignment_table(obj)
 
     @admin.display(description="steps")
     def run_steps(self, obj: Action):

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 
-from teams.models import Availability, Role, TeamMember, validate_skills
+from teams.models import WEEKDAYS, WORKING_WEEK, Availability, Role, TeamMember, validate_skills
 
 
 class DirectoryError(ValueError):
@@ -37,6 +37,7 @@ class _Entry:
     away_until: date | None
     capacity: int
     active: bool
+    work_days: list[int]
 
 
 def _parse_hours(value: Any) -> tuple[time, time]:
@@ -45,6 +46,33 @@ def _parse_hours(value: Any) -> tuple[time, time]:
         return time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
     except ValueError:
         raise ValueError(f"working_hours {value!r} is not HH:MM-HH:MM") from None
+
+
+def parse_work_days(value: Any) -> list[int]:
+    """Read "Mon-Fri", "Mon,Wed,Fri", "Sun-Thu" or a list of day names into weekday numbers."""
+    parts = value if isinstance(value, list) else str(value).split(",")
+    days: set[int] = set()
+    for part in parts:
+        first, _, last = str(part).strip().partition("-")
+        try:
+            start = WEEKDAYS.index(first.strip().title()[:3])
+            end = WEEKDAYS.index(last.strip().title()[:3]) if last else start
+        except ValueError:
+            raise ValueError(f"{value!r} is not a list of weekdays such as Mon-Fri") from None
+        days.update((start + offset) % 7 for offset in range((end - start) % 7 + 1))
+    return sorted(days)
+
+
+def format_work_days(days: list[int]) -> str:
+    """The inverse of parse_work_days, as compact as it can be ("Mon-Fri")."""
+    days = sorted(days)
+    runs: list[list[int]] = []
+    for day in days:
+        if runs and day == runs[-1][-1] + 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return ",".join(WEEKDAYS[run[0]] if len(run) == 1 else f"{WEEKDAYS[run[0]]}-{WEEKDAYS[run[-1]]}" for run in runs)
 
 
 def _parse_entry(raw: Any) -> tuple[_Entry | None, list[str]]:
@@ -106,6 +134,7 @@ def _parse_entry(raw: Any) -> tuple[_Entry | None, list[str]]:
     away_until = field("away_until", date.fromisoformat, default=None)
     cap = field("capacity", capacity, default=10)
     active = field("active", boolean, default=True)
+    work_days = field("working_days", parse_work_days, default=list(WORKING_WEEK))
     if availability == Availability.AWAY and away_until is None and "away_until" not in raw:
         errors.append("away_until is required when availability is away")
     if hours and hours[0] == hours[1]:
@@ -113,7 +142,19 @@ def _parse_entry(raw: Any) -> tuple[_Entry | None, list[str]]:
     if errors:
         return None, errors
     entry = _Entry(
-        name, address, role, manager, skill_levels, tz, hours[0], hours[1], availability, away_until, cap, active
+        name=name,
+        email=address,
+        role=role,
+        manager=manager,
+        skills=skill_levels,
+        timezone=tz,
+        work_start=hours[0],
+        work_end=hours[1],
+        availability=availability,
+        away_until=away_until,
+        capacity=cap,
+        active=active,
+        work_days=work_days,
     )
     return entry, []
 
@@ -183,6 +224,7 @@ def import_directory(data: Any) -> list[TeamMember]:
                 "away_until": entry.away_until,
                 "capacity": entry.capacity,
                 "active": entry.active,
+                "work_days": entry.work_days,
             },
         )
         members[entry.email] = member
@@ -214,6 +256,7 @@ def export_directory() -> dict[str, Any]:
                 "skills": member.skills,
                 "timezone": member.timezone,
                 "working_hours": f"{member.work_start:%H:%M}-{member.work_end:%H:%M}",
+                **({} if member.work_days == WORKING_WEEK else {"working_days": format_work_days(member.work_days)}),
                 "availability": member.availability,
                 **({"away_until": member.away_until.isoformat()} if member.away_until else {}),
                 "capacity": member.capacity,

@@ -27,6 +27,19 @@ class Availability(models.TextChoices):
     AWAY = "away", "Away"
 
 
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]  # index = date.weekday()
+WORKING_WEEK = [0, 1, 2, 3, 4]
+
+
+def default_work_days() -> list[int]:
+    return list(WORKING_WEEK)
+
+
+def validate_work_days(value: object) -> None:
+    if not isinstance(value, list) or not value or any(day not in range(7) for day in value):
+        raise ValidationError("Working days are a non-empty list of weekdays, 0 (Monday) to 6 (Sunday).")
+
+
 def validate_timezone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
         raise ValidationError(f"'{value}' is not an IANA time zone such as Europe/Rome.")
@@ -55,6 +68,11 @@ class TeamMember(models.Model):
     work_start = models.TimeField(default=time(9, 0), help_text="Start of working hours, in their own time zone.")
     work_end = models.TimeField(
         default=time(17, 0), help_text="End of working hours; before the start means overnight."
+    )
+    work_days = models.JSONField(
+        default=default_work_days,
+        validators=[validate_work_days],
+        help_text="Weekdays they work, 0 (Monday) to 6 (Sunday); the day their working hours start on.",
     )
     availability = models.CharField(max_length=16, choices=Availability.choices, default=Availability.AVAILABLE)
     away_until = models.DateField(null=True, blank=True, help_text="When away: the first day back.")

@@ -114,3 +114,23 @@ def test_the_import_command_explains_bad_input(db, tmp_path):
     bad.write_text(json.dumps({"members": [{"name": "X", "email": "x@acme.example", "role": "emperor"}]}))
     with pytest.raises(CommandError, match=r"Nothing was imported:\n  member 1 \(x@acme.example\): role"):
         call_command("import_team", str(bad))
+
+
+def test_working_days_default_to_monday_to_friday_and_round_trip(db, directory):
+    directory["members"][0]["working_days"] = "Sun-Thu"
+    import_directory(directory)
+    dana = TeamMember.objects.get(user__email="dana.whitfield@acme.example")
+    marco = TeamMember.objects.get(user__email="marco.rossi@acme.example")
+    assert dana.work_days == [0, 1, 2, 3, 6]
+    assert marco.work_days == [0, 1, 2, 3, 4]
+    exported = {m["email"]: m for m in export_directory()["members"]}
+    assert exported["dana.whitfield@acme.example"]["working_days"] == "Mon-Thu,Sun"
+    assert "working_days" not in exported["marco.rossi@acme.example"]
+    import_directory(export_directory())
+    assert TeamMember.objects.get(pk=dana.pk).work_days == [0, 1, 2, 3, 6]
+
+
+def test_it_refuses_working_days_it_cannot_read(db, directory):
+    directory["members"][0]["working_days"] = "Funday-Friday"
+    with pytest.raises(DirectoryError, match="working_days: 'Funday-Friday' is not a list of weekdays"):
+        import_directory(directory)

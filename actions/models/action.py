@@ -75,6 +75,14 @@ class Action(models.Model):
     run = models.ForeignKey(
         "actions.ProcessingRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="actions"
     )
+    assignee = models.ForeignKey(
+        "teams.TeamMember",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_actions",
+        help_text="The member this action gives work to (task owner, delegate, escalation contact).",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -100,6 +108,8 @@ class Action(models.Model):
             models.Index(fields=["-created_at", "-id"], name="action_created"),
             # The worker's claim and the sweeper: the next due action per lane.
             models.Index(fields=["status", "-priority", "next_attempt_at"], name="action_claim"),
+            # Workload: a member's open actions.
+            models.Index(fields=["assignee", "status"], name="action_assignee_status"),
         ]
         constraints = [
             models.CheckConstraint(
