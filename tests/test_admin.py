@@ -38,9 +38,21 @@ from approvals.models import (
     ApprovalUserObjectPermission,
     Condition,
 )
+from integrations.models import LocalTask, TaskStatus
 from teams.models import Role, TeamMember
 
-MAILROOM_MODELS = [Email, Attachment, Action, ProcessingRun, RunStep, AuditEntry, TeamMember, ApprovalPolicy, Approval]
+MAILROOM_MODELS = [
+    Email,
+    Attachment,
+    Action,
+    ProcessingRun,
+    RunStep,
+    AuditEntry,
+    TeamMember,
+    ApprovalPolicy,
+    Approval,
+    LocalTask,
+]
 
 
 def _label(model) -> str:
@@ -100,6 +112,10 @@ class Rows:
     def teammember(self, user=None, **fields) -> TeamMember:
         manager = TeamMember.objects.create(user=self.user(first_name="Mara", last_name="Boss"), role=Role.MANAGER)
         return TeamMember.objects.create(user=user or self.user(), manager=manager, **fields)
+
+    def localtask(self, **fields) -> LocalTask:
+        defaults = {"title": "Call the customer back", "assignee": self.teammember(), "email": self._make_email()}
+        return LocalTask.objects.create(**{**defaults, **fields})
 
     def approvalpolicy(self, **fields) -> ApprovalPolicy:
         group = Group.objects.create(name=f"approvers {next(self._n)}")
@@ -215,6 +231,7 @@ SEARCHES = {
         {"status__exact": "rejected"},
         lambda rows: rows.approval(comment="zebra", status=ApprovalStatus.REJECTED),
     ),
+    LocalTask: ({"status__exact": "done"}, lambda rows: rows.localtask(title="Zebra crossing", status=TaskStatus.DONE)),
 }
 
 
