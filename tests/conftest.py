@@ -16,7 +16,9 @@ from actions.proposals import propose_action
 
 
 @pytest.fixture(autouse=True)
-def _plain_static_files(settings):
+def _test_settings(settings):
+    # Hashing a persona's password the real way costs ~0.3 s; tests need no strength.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Tests run with DEBUG off, where the manifest storage needs collectstatic
     # to have run and WhiteNoise warns about a missing STATIC_ROOT. Pages are
     # rendered here, not served; test_settings covers the real storage.
