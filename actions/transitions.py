@@ -33,7 +33,16 @@ TRANSITIONS: dict[ActionStatus, frozenset[ActionStatus]] = {
 
 # Columns a transition may set along with the status.
 _FIELDS_SET_ON_TRANSITION = frozenset(
-    {"attempts", "next_attempt_at", "lease_expires_at", "result", "last_error", "undo_data", "scheduled_for"}
+    {
+        "attempts",
+        "next_attempt_at",
+        "lease_expires_at",
+        "started_at",
+        "result",
+        "last_error",
+        "undo_data",
+        "scheduled_for",
+    }
 )
 
 

@@ -63,3 +63,14 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if raw == "":
         return list(default or [])
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_counts(name: str) -> dict[str, int]:
+    """Return "a=1,b=2" as {"a": 1, "b": 2}, refusing anything else."""
+    counts = {}
+    for item in env_list(name):
+        key, _, value = item.partition("=")
+        if not key.strip() or not value.strip().isdigit():
+            raise ImproperlyConfigured(f"{name}: {item!r} is not name=number (e.g. send_reply=8).")
+        counts[key.strip()] = int(value)
+    return counts

@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import env_bool, env_counts, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Everything the running app writes (SQLite file, development key, uploads)
@@ -153,6 +153,13 @@ Q_CLUSTER = {
     "label": "Task queue",
     "time_zone": "UTC",
 }
+# Lanes: urgent actions go to a queue of their own, served by a cluster of
+# its own (Q_CLUSTER_NAME=urgent manage.py qcluster), so a backlog of normal
+# work never delays them. Only the main cluster runs the scheduler.
+URGENT_LANE = "urgent"
+Q_CLUSTER["ALT_CLUSTERS"] = {
+    URGENT_LANE: {"workers": env_int("Q_URGENT_WORKERS", 1, minimum=1), "scheduler": False},
+}
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
@@ -229,6 +236,50 @@ OPENAI_MODEL = env_str("OPENAI_MODEL", "gpt-4o-mini")
 
 # How long a pending approval waits before it expires, unless its policy says otherwise.
 APPROVAL_TIMEOUT = timedelta(hours=env_int("APPROVAL_TIMEOUT_HOURS", 48, minimum=1))
+
+# --- Execution ---------------------------------------------------------------
+
+# Sends (send_reply, forward_email, approve_request) wait this long before
+# they leave, so a person can still cancel them ("undo send").
+SEND_DELAY_SECONDS = env_int("SEND_DELAY_SECONDS", 60, minimum=0)
+# Attempts per action before it goes dead: a default, and per type
+# ("send_reply=8,create_task=3").
+RETRY_LIMIT = env_int("RETRY_LIMIT", 5, minimum=1)
+RETRY_LIMITS = env_counts("RETRY_LIMITS")
+RETRY_BASE_SECONDS = env_int("RETRY_BASE_SECONDS", 30, minimum=1)
+RETRY_MAX_SECONDS = env_int("RETRY_MAX_SECONDS", 3600, minimum=1)
+# A running action whose worker has not finished it within this time is
+# taken back by the sweeper (the worker is presumed dead).
+ACTION_LEASE_SECONDS = env_int("ACTION_LEASE_SECONDS", Q_TIMEOUT + 60, minimum=1)
+# A queued action not started within this time is enqueued again (the Redis
+# broker can lose a task that was in a dying worker's memory).
+REQUEUE_AFTER_SECONDS = env_int("REQUEUE_AFTER_SECONDS", 300, minimum=1)
+# Outgoing mail: the company's own domains, and other domains mail may go to.
+# The original sender of the email is always allowed. "*" allows any domain.
+INTERNAL_DOMAINS = [d.lower() for d in env_list("INTERNAL_DOMAINS", [DEFAULT_FROM_EMAIL.rpartition("@")[2]])]
+ALLOWED_RECIPIENT_DOMAINS = [d.lower() for d in env_list("ALLOWED_RECIPIENT_DOMAINS")]
+# Rate limits per hour: per action type ("send_reply=100,forward_email=20")
+# and per recipient domain for outgoing mail.
+RATE_LIMITS_PER_HOUR = env_counts("RATE_LIMITS_PER_HOUR")
+DOMAIN_RATE_LIMIT_PER_HOUR = env_int("DOMAIN_RATE_LIMIT_PER_HOUR", 200, minimum=1)
+MAX_ACTIONS_PER_EMAIL = env_int("MAX_ACTIONS_PER_EMAIL", 10, minimum=1)
+# Circuit breaker per integration: this many transient failures in a row open
+# it for the cool-down; actions needing it wait without spending attempts.
+CIRCUIT_FAILURE_THRESHOLD = env_int("CIRCUIT_FAILURE_THRESHOLD", 5, minimum=1)
+CIRCUIT_COOLDOWN_SECONDS = env_int("CIRCUIT_COOLDOWN_SECONDS", 60, minimum=1)
+# A send found half-done after a crash: "resend" with the same Message-ID
+# (clients drop the repeat), or "hold" it for a person.
+OUTBOX_STUCK_SENDS = env_str("OUTBOX_STUCK_SENDS", "resend")
+if OUTBOX_STUCK_SENDS not in {"resend", "hold"}:
+    raise ImproperlyConfigured("OUTBOX_STUCK_SENDS must be resend or hold.")
+# Domain of the Message-IDs Mailroom writes (never the host's name).
+MESSAGE_ID_DOMAIN = env_str("MESSAGE_ID_DOMAIN", DEFAULT_FROM_EMAIL.rpartition("@")[2] or "mailroom.invalid")
+UNDO_TOKEN_MAX_AGE = timedelta(hours=env_int("UNDO_TOKEN_MAX_AGE_HOURS", 24 * 7, minimum=1))
+UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 25 * 1024 * 1024, minimum=1)
+UPLOAD_ALLOWED_TYPES = env_list(
+    "UPLOAD_ALLOWED_TYPES",
+    ["application/pdf", "image/*", "text/plain", "text/csv", "application/vnd.openxmlformats-officedocument.*"],
+)
 
 # --- Security ---------------------------------------------------------------
 

@@ -36,3 +36,95 @@ class LocalTask(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class OutboxStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    HELD = "held", "Held for a person"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class OutboxMessage(models.Model):
+    """One outgoing message. Its Message-ID is unique: a second delivery of the same message is refused.
+
+    Delivery marks the row `sending` before the send call and `sent` after,
+    so a crash can only leave a message ambiguous for the length of that call.
+    """
+
+    message_id = models.CharField("Message-ID", max_length=255, unique=True)
+    action = models.ForeignKey(
+        "actions.Action", null=True, blank=True, on_delete=models.SET_NULL, related_name="outbox_messages"
+    )
+    status = models.CharField(max_length=16, choices=OutboxStatus.choices, default=OutboxStatus.PENDING)
+    from_email = models.CharField(max_length=320)
+    to = models.JSONField(default=list)
+    cc = models.JSONField(default=list, blank=True)
+    subject = models.CharField(max_length=998, blank=True)
+    text_body = models.TextField(blank=True)
+    html_body = models.TextField("HTML body", blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    # Extra MIME parts: [{"filename", "content_type", "content" (base64)}], e.g. a text/calendar invite.
+    attachments = models.JSONField(default=list, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sending_started_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "sending_started_at"], name="outbox_status_sending")]
+
+    def __str__(self) -> str:
+        return f"{self.subject or '(no subject)'} to {', '.join(self.to)}"
+
+
+class ReminderStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class LocalReminder(models.Model):
+    """A reminder for a person at a time, kept locally (CalDAV VTODO where configured)."""
+
+    recipient = models.EmailField()
+    text = models.CharField(max_length=500)
+    remind_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=ReminderStatus.choices, default=ReminderStatus.PENDING)
+    email = models.ForeignKey("actions.Email", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.OneToOneField(
+        "actions.Action", null=True, blank=True, on_delete=models.SET_NULL, related_name="local_reminder"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["remind_at"]
+        indexes = [models.Index(fields=["status", "remind_at"], name="reminder_due")]
+
+    def __str__(self) -> str:
+        return f"{self.text} for {self.recipient} at {self.remind_at:%Y-%m-%d %H:%M}"
+
+
+class CircuitState(models.TextChoices):
+    CLOSED = "closed", "Closed (working)"
+    OPEN = "open", "Open (resting)"
+    HALF_OPEN = "half_open", "Half open (trying)"
+
+
+class Circuit(models.Model):
+    """The circuit breaker of one integration, shared by every worker through the database."""
+
+    name = models.CharField(max_length=64, unique=True)
+    state = models.CharField(max_length=16, choices=CircuitState.choices, default=CircuitState.CLOSED)
+    failures = models.PositiveIntegerField(default=0, help_text="Transient failures in a row.")
+    opened_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.get_state_display()}"

@@ -91,6 +91,8 @@ class Action(models.Model):
     scheduled_for = models.DateTimeField(null=True, blank=True, help_text="Do not run before this time.")
     next_attempt_at = models.DateTimeField(null=True, blank=True, help_text="When a failed action is tried again.")
     lease_expires_at = models.DateTimeField(null=True, blank=True, help_text="A running action's worker lease.")
+    started_at = models.DateTimeField(null=True, blank=True, help_text="When a worker last claimed it.")
+    enqueued_at = models.DateTimeField(null=True, blank=True, help_text="When its id was last put on the queue.")
     result = models.JSONField(default=dict, blank=True)
     last_error = models.TextField(blank=True)
     undo_data = models.JSONField(default=dict, blank=True, help_text="What undoing this action needs.")
@@ -110,6 +112,8 @@ class Action(models.Model):
             models.Index(fields=["status", "-priority", "next_attempt_at"], name="action_claim"),
             # Workload: a member's open actions.
             models.Index(fields=["assignee", "status"], name="action_assignee_status"),
+            # Rate limits: actions of a type started in the last hour.
+            models.Index(fields=["type", "started_at"], name="action_type_started"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from actions.models.action import Priority
+
 
 class EmailStatus(models.TextChoices):
     RECEIVED = "received", "Received"
@@ -46,6 +48,10 @@ class Email(models.Model):
     status = models.CharField(max_length=16, choices=EmailStatus.choices, default=EmailStatus.RECEIVED)
     status_reason = models.TextField(blank=True, help_text="Why it was ignored or quarantined.")
     category = models.CharField(max_length=64, blank=True)
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
+    escalation_level = models.PositiveSmallIntegerField(default=0, help_text="0 unless escalated.")
+    archived_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True, help_text="When it was marked done.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,0 +1,69 @@
+"""What every action handler is: a parameter schema, an execute step and, where possible, an undo step.
+
+A handler says what an action *means*; it talks to outside systems only
+through `integrations` (never an SDK), and never writes the action's status,
+attempts or errors: the executor records those (STYLE.md: side effects are
+recorded in one place).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from actions.models import Action
+
+
+class Params(BaseModel):
+    """Base of every handler's parameter schema: unknown fields are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ActionFailed(Exception):
+    """The handler cannot do the action. Permanent unless said otherwise."""
+
+    def __init__(self, message: str, *, permanent: bool = True) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class UndoRefused(Exception):
+    """The action cannot be undone; the message says why (e.g. "already sent")."""
+
+
+@dataclass
+class Outcome:
+    """What executing did: a result a person reads, and what undo will need."""
+
+    result: dict[str, Any] = field(default_factory=dict)
+    undo_data: dict[str, Any] = field(default_factory=dict)
+
+
+class Handler:
+    """One action type. Subclasses set the class attributes and implement execute (and undo)."""
+
+    type: ClassVar[str]
+    params: ClassVar[type[Params]]
+    # The integration whose circuit breaker guards this handler: mail, tasks,
+    # calendar, files, mailbox, chat or local (no outside system).
+    capability: ClassVar[str] = "local"
+    # Sends wait out the delay window and have their recipients checked.
+    sends_mail: ClassVar[bool] = False
+    undoable: ClassVar[bool] = False
+
+    def parse(self, action: Action) -> Params:
+        return self.params.model_validate(action.params)
+
+    def recipients(self, action: Action, params: Params) -> list[str]:
+        """The addresses outgoing mail will go to, for the guard rails. Empty when it sends none."""
+        return []
+
+    def execute(self, action: Action, params: Params) -> Outcome:
+        raise NotImplementedError
+
+    def undo(self, action: Action, params: Params) -> dict[str, Any]:
+        """Reverse the action; return details for the audit trail. Raise UndoRefused when it cannot be."""
+        raise UndoRefused(f"{action.get_type_display()} cannot be undone.")

@@ -1,0 +1,1 @@
+"""Handlers: filled in below."""

@@ -1,0 +1,63 @@
+"""Circuit breakers, one per integration, shared by all workers through the database.
+
+After CIRCUIT_FAILURE_THRESHOLD transient failures in a row an integration's
+circuit opens for CIRCUIT_COOLDOWN_SECONDS: actions that need it wait instead
+of spending their retries. When the cool-down is over, the circuit is half
+open: the next calls go through; a success closes it, a failure opens it again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from integrations.models import Circuit, CircuitState
+
+# Handlers that talk to no outside system need no breaker.
+UNGUARDED = {"local"}
+
+
+def blocked_until(name: str) -> datetime | None:
+    """When the integration may be tried again, or None if it may be tried now."""
+    if name in UNGUARDED:
+        return None
+    state = Circuit.objects.filter(name=name).values_list("state", "opened_until").first()
+    if state is None or state[0] != CircuitState.OPEN:
+        return None
+    now = timezone.now()
+    if state[1] and state[1] > now:
+        return state[1]
+    # The rest is over: let calls through to find out whether it is back.
+    Circuit.objects.filter(name=name, state=CircuitState.OPEN).update(state=CircuitState.HALF_OPEN)
+    return None
+
+
+def record_failure(name: str, error: str) -> None:
+    if name in UNGUARDED:
+        return
+    with transaction.atomic():
+        Circuit.objects.get_or_create(name=name)
+        Circuit.objects.filter(name=name).update(failures=F("failures") + 1, last_error=error[:2000])
+        circuit = Circuit.objects.select_for_update().get(name=name)
+        if circuit.state == CircuitState.HALF_OPEN or circuit.failures >= settings.CIRCUIT_FAILURE_THRESHOLD:
+            circuit.state = CircuitState.OPEN
+            circuit.opened_until = timezone.now() + timedelta(seconds=settings.CIRCUIT_COOLDOWN_SECONDS)
+            circuit.save(update_fields=["state", "opened_until", "changed_at"])
+
+
+def record_success(name: str) -> None:
+    if name in UNGUARDED:
+        return
+    # One UPDATE that matches nothing in the common case (closed, no failures).
+    Circuit.objects.exclude(state=CircuitState.CLOSED, failures=0).filter(name=name).update(
+        state=CircuitState.CLOSED, failures=0, opened_until=None
+    )
+
+
+def states() -> dict[str, str]:
+    """Each known integration's circuit state, for the dashboard and health checks."""
+    return dict(Circuit.objects.values_list("name", "state"))

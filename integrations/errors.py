@@ -1,0 +1,18 @@
+"""The one error type every backend raises."""
+
+from __future__ import annotations
+
+
+class IntegrationError(Exception):
+    """An outside system failed. `permanent` says whether trying again could help.
+
+    Transient errors (timeouts, 5xx, 429, a 4xx SMTP reply) are retried with
+    backoff and count towards the integration's circuit breaker; permanent
+    ones (bad credentials, 404, a 5xx SMTP reply to a recipient) are not.
+    `retry_after` carries a server's own hint, in seconds.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after

@@ -1,0 +1,167 @@
+"""The outbox: every message Mailroom sends is stored here first, then delivered through Django's email backend.
+
+A message's Message-ID is derived from the action and purpose that send it,
+and is unique in the table, so storing the same message twice (a redelivered
+task) returns the stored row, and a message already sent is never delivered
+again. Delivery marks the row `sending` just before the send call and `sent`
+just after: a crash can leave a message ambiguous only for that call.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import smtplib
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import transaction
+from django.utils import timezone
+
+from integrations.errors import IntegrationError
+from integrations.models import OutboxMessage, OutboxStatus
+
+AUTOMATIC_HEADERS = {"Auto-Submitted": "auto-generated"}
+
+
+def message_id_for(action_id: int, purpose: str = "send") -> str:
+    """The Message-ID an action's message carries: the same for every delivery attempt of it."""
+    digest = hashlib.sha256(f"{settings.SECRET_KEY}:{action_id}:{purpose}".encode()).hexdigest()[:16]
+    return f"<mailroom.{action_id}.{purpose}.{digest}@{settings.MESSAGE_ID_DOMAIN}>"
+
+
+def store_message(
+    *,
+    message_id: str,
+    to: list[str],
+    subject: str,
+    text_body: str,
+    action=None,
+    cc: list[str] | None = None,
+    html_body: str = "",
+    headers: dict[str, str] | None = None,
+    attachments: list[dict[str, Any]] | None = None,
+    from_email: str = "",
+) -> OutboxMessage:
+    """Store a message to send, or return the one already stored under that Message-ID."""
+    for value in [subject, from_email, *to, *(cc or []), *(headers or {}).values()]:
+        if "\r" in value or "\n" in value:
+            raise ValueError(f"Line break in a header value: {value!r}")
+    message, _ = OutboxMessage.objects.get_or_create(
+        message_id=message_id,
+        defaults={
+            "action": action,
+            "from_email": from_email or settings.DEFAULT_FROM_EMAIL,
+            "to": list(to),
+            "cc": list(cc or []),
+            "subject": subject,
+            "text_body": text_body,
+            "html_body": html_body,
+            "headers": {**AUTOMATIC_HEADERS, **(headers or {})},
+            "attachments": attachments or [],
+        },
+    )
+    return message
+
+
+def store_email(email: EmailMultiAlternatives, *, message_id: str, action=None) -> OutboxMessage:
+    """Store a message built elsewhere (e.g. a notice from templates) in the outbox."""
+    html = next((content for content, mimetype in email.alternatives if mimetype == "text/html"), "")
+    return store_message(
+        message_id=message_id,
+        action=action,
+        to=email.to,
+        cc=email.cc,
+        subject=email.subject,
+        text_body=email.body,
+        html_body=html,
+        headers=dict(email.extra_headers),
+        from_email=email.from_email,
+    )
+
+
+def attachment(filename: str, content_type: str, content: bytes) -> dict[str, Any]:
+    """An attachment as the outbox stores it."""
+    return {"filename": filename, "content_type": content_type, "content": base64.b64encode(content).decode()}
+
+
+def _as_email(message: OutboxMessage, connection) -> EmailMultiAlternatives:
+    email = EmailMultiAlternatives(
+        subject=message.subject,
+        body=message.text_body,
+        from_email=message.from_email,
+        to=message.to,
+        cc=message.cc,
+        headers={**message.headers, "Message-ID": message.message_id},
+        connection=connection,
+    )
+    if message.html_body:
+        email.attach_alternative(message.html_body, "text/html")
+    for part in message.attachments:
+        email.attach(part["filename"], base64.b64decode(part["content"]), part["content_type"])
+    return email
+
+
+def deliver(message: OutboxMessage) -> bool:
+    """Send one stored message once; return False when it was already sent or is not ours to send.
+
+    Raises IntegrationError when the mail server fails: permanent for a 5xx
+    refusal, transient for 4xx replies and connection trouble. The row is
+    then back in `pending` (transient) or `failed` (permanent).
+    """
+    now = timezone.now()
+    claimed = OutboxMessage.objects.filter(pk=message.pk, status=OutboxStatus.PENDING).update(
+        status=OutboxStatus.SENDING, sending_started_at=now, attempts=message.attempts + 1
+    )
+    if claimed != 1:
+        return False
+    message.refresh_from_db()
+    try:
+        with get_connection(fail_silently=False, timeout=settings.EMAIL_TIMEOUT) as connection:
+            _as_email(message, connection).send()
+    except smtplib.SMTPResponseException as exc:
+        permanent = 500 <= exc.smtp_code < 600
+        _record_failure(message, f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent)
+        raise IntegrationError(f"The mail server refused the message: {exc.smtp_code}", permanent=permanent) from exc
+    except smtplib.SMTPRecipientsRefused as exc:
+        codes = [code for code, _ in exc.recipients.values()]
+        permanent = all(500 <= code < 600 for code in codes)
+        _record_failure(message, f"Recipients refused: {exc.recipients!r}", permanent)
+        raise IntegrationError("The mail server refused the recipients.", permanent=permanent) from exc
+    except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+        _record_failure(message, f"{type(exc).__name__}: {exc}", permanent=False)
+        raise IntegrationError(f"Could not reach the mail server: {exc}") from exc
+    OutboxMessage.objects.filter(pk=message.pk).update(status=OutboxStatus.SENT, sent_at=timezone.now(), last_error="")
+    return True
+
+
+def _record_failure(message: OutboxMessage, error: str, permanent: bool) -> None:
+    OutboxMessage.objects.filter(pk=message.pk, status=OutboxStatus.SENDING).update(
+        status=OutboxStatus.FAILED if permanent else OutboxStatus.PENDING, last_error=error[:2000]
+    )
+
+
+def cancel(message: OutboxMessage) -> bool:
+    """Stop a message that has not left yet; False if it already has (or is leaving)."""
+    return (
+        OutboxMessage.objects.filter(pk=message.pk, status__in=[OutboxStatus.PENDING, OutboxStatus.HELD]).update(
+            status=OutboxStatus.CANCELLED
+        )
+        == 1
+    )
+
+
+@transaction.atomic
+def recover_stuck_sends(older_than_seconds: int) -> dict[str, int]:
+    """Deal with messages left `sending` by a worker that died mid-send.
+
+    The send may or may not have reached the server. With OUTBOX_STUCK_SENDS
+    "resend" they go back to pending and are sent again with the same
+    Message-ID (clients drop the repeat); with "hold" they wait for a person.
+    """
+    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+    stuck = OutboxMessage.objects.filter(status=OutboxStatus.SENDING, sending_started_at__lt=cutoff)
+    if settings.OUTBOX_STUCK_SENDS == "hold":
+        return {"held": stuck.update(status=OutboxStatus.HELD, last_error="Held: the worker died while sending.")}
+    return {"resent": stuck.update(status=OutboxStatus.PENDING, last_error="Worker died while sending; sending again.")}
