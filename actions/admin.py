@@ -9,9 +9,27 @@ from django.db.models.functions import Coalesce
 from django.utils.html import format_html, format_html_join
 
 from actions.admin_utils import ReadOnlyAdminMixin, ReadOnlyInline, admin_link, pretty_json, when
-from actions.models import Action, ActionStatus, Attachment, AuditEntry, Email, ProcessingRun, RunStep
+from actions.executor import (
+    cancel_action,
+    pause_execution,
+    queue_action,
+    resume_execution,
+    retry_action,
+    undo_action,
+)
+from actions.handlers import UndoRefused
+from actions.models import (
+    Action,
+    Attachment,
+    AuditEntry,
+    DomainSend,
+    Email,
+    ExecutionSwitch,
+    ProcessingRun,
+    RunStep,
+)
 from actions.proposals import propose_action
-from actions.transitions import TransitionError, transition_action
+from actions.transitions import TransitionError
 from approvals.admin import ApprovalInline
 from teams.admin import assignment_table
 
@@ -157,7 +175,7 @@ class ActionAdmin(admin.ModelAdmin):
     list_select_related = ["email", "assignee__user"]
     search_fields = ["idempotency_key", "rationale", "email__subject", "email__from_address"]
     date_hierarchy = "created_at"
-    actions = ["cancel_actions"]
+    actions = ["run_actions", "cancel_actions", "retry_actions", "undo_actions"]
     inlines = [ApprovalInline]
     add_form = ActionProposalForm
     fieldsets = [
@@ -257,24 +275,46 @@ class ActionAdmin(admin.ModelAdmin):
     def audit_trail(self, obj: Action):
         return _audit_table(obj)
 
-    # Cancelling changes actions, so viewing them is not enough.
-    @admin.action(description="Cancel selected actions", permissions=["change"])
-    def cancel_actions(self, request, queryset) -> None:
-        cancelled, refused = 0, []
+    def _apply(self, request, queryset, verb: str, operation) -> None:
+        """Run `operation` on each selected action; report how many it did and each refusal's reason."""
+        done, refused = 0, []
         for action in queryset:
             try:
-                transition_action(
-                    action, ActionStatus.CANCELLED, acting_user=request.user, reason="cancelled in the admin"
-                )
-                cancelled += 1
-            except TransitionError as exc:
-                refused.append(str(exc))
-        if cancelled:
-            self.message_user(
-                request, f"Cancelled {cancelled} action{'s' if cancelled != 1 else ''}.", messages.SUCCESS
-            )
+                operation(action)
+                done += 1
+            except (TransitionError, UndoRefused) as exc:
+                refused.append(f"Action {action.pk}: {exc}")
+        if done:
+            self.message_user(request, f"{verb} {done} action{'s' if done != 1 else ''}.", messages.SUCCESS)
         for reason in refused:
             self.message_user(request, reason, messages.WARNING)
+
+    # These change actions, so viewing them is not enough.
+    @admin.action(description="Cancel selected actions", permissions=["change"])
+    def cancel_actions(self, request, queryset) -> None:
+        self._apply(
+            request,
+            queryset,
+            "Cancelled",
+            lambda action: cancel_action(action, acting_user=request.user, reason="cancelled in the admin"),
+        )
+
+    @admin.action(description="Run selected actions (as approved by you)", permissions=["change"])
+    def run_actions(self, request, queryset) -> None:
+        self._apply(
+            request,
+            queryset,
+            "Queued",
+            lambda action: queue_action(action, acting_user=request.user, reason="run from the admin"),
+        )
+
+    @admin.action(description="Retry selected dead or failed actions", permissions=["change"])
+    def retry_actions(self, request, queryset) -> None:
+        self._apply(request, queryset, "Retried", lambda action: retry_action(action, acting_user=request.user))
+
+    @admin.action(description="Undo selected actions", permissions=["change"])
+    def undo_actions(self, request, queryset) -> None:
+        self._apply(request, queryset, "Undid", lambda action: undo_action(action, acting_user=request.user))
 
 
 class RunStepInline(ReadOnlyInline):
@@ -332,3 +372,42 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="details")
     def details_pretty(self, obj: AuditEntry):
         return pretty_json(obj.details)
+
+
+@admin.register(ExecutionSwitch)
+class ExecutionSwitchAdmin(admin.ModelAdmin):
+    """The kill switch. Select the row and pause or resume."""
+
+    list_display = ["__str__", "changed_at", "changed_by", "reason"]
+    list_select_related = ["changed_by"]
+    actions = ["pause", "resume"]
+    readonly_fields = ["paused", "changed_at", "changed_by", "reason"]
+
+    def get_queryset(self, request):
+        ExecutionSwitch.current()  # There is always the one row to act on.
+        return super().get_queryset(request)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Pause all execution (kill switch)", permissions=["change"])
+    def pause(self, request, queryset) -> None:
+        pause_execution(acting_user=request.user, reason="paused in the admin")
+        self.message_user(request, "Execution paused. Queued actions wait; nothing is lost.", messages.WARNING)
+
+    @admin.action(description="Resume execution", permissions=["change"])
+    def resume(self, request, queryset) -> None:
+        count = resume_execution(acting_user=request.user, reason="resumed in the admin")
+        self.message_user(request, f"Execution resumed; {count} queued actions enqueued.", messages.SUCCESS)
+
+
+@admin.register(DomainSend)
+class DomainSendAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["domain", "at", "action"]
+    list_filter = ["at"]
+    list_select_related = ["action"]
+    search_fields = ["domain"]
+    date_hierarchy = "at"

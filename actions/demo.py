@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from django.db import transaction
@@ -52,6 +52,12 @@ POLICIES = [
 ]
 
 
+def _next_weekday(weekday: int) -> date:
+    """The next given weekday (0 Monday) after today, for dates that stay in the future."""
+    today = timezone.localdate()
+    return today + timedelta(days=(weekday - today.weekday() - 1) % 7 + 1)
+
+
 @dataclass
 class DemoAction:
     type: ActionType
@@ -87,7 +93,7 @@ EMAILS = [
         [
             DemoAction(
                 ActionType.ESCALATE_ISSUE,
-                {"reason": "EU checkout down, revenue impact", "level": "manager"},
+                {"reason": "EU checkout down, revenue impact", "priority": "urgent"},
                 0.93,
                 "Customer reports a full outage with revenue impact.",
                 Priority.URGENT,
@@ -139,6 +145,8 @@ EMAILS = [
                 ActionType.SCHEDULE_MEETING,
                 {
                     "title": "Quarterly review with Partner Co",
+                    "start": f"{_next_weekday(3):%Y-%m-%d}T15:00:00",
+                    "timezone": "Europe/Berlin",
                     "attendees": ["chen.wei@partner.example", "priya.natarajan@acme.example"],
                     "duration_minutes": 60,
                 },
@@ -203,13 +211,17 @@ EMAILS = [
         [
             DemoAction(
                 ActionType.CREATE_TASK,
-                {"title": "Update refund policy page to 30 days", "due": "friday", "skills": ["customer-support"]},
+                {
+                    "title": "Update refund policy page to 30 days",
+                    "due_at": f"{_next_weekday(4):%Y-%m-%d}T17:00:00+00:00",
+                    "skills": ["customer-support"],
+                },
                 0.86,
                 "A clear request with a deadline.",
             ),
             DemoAction(
                 ActionType.SET_REMINDER,
-                {"who": "liam.obrien@acme.example", "text": "Check the refund page was updated", "in_days": 3},
+                {"recipient": "liam.obrien@acme.example", "text": "Check the refund page was updated", "in_hours": 72},
                 0.55,
                 "Low confidence: the sender may not want a reminder.",
                 status=ActionStatus.CANCELLED,
@@ -226,7 +238,7 @@ EMAILS = [
         [
             DemoAction(
                 ActionType.FOLLOW_UP,
-                {"in_hours": 24, "draft": "Hi Ben, the refund for INV-2297 has been issued."},
+                {"due_in_hours": 24, "draft": "Hi Ben, the refund for INV-2297 has been issued."},
                 0.72,
                 "The customer is waiting; follow up if nobody answers.",
                 Priority.HIGH,

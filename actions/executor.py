@@ -142,9 +142,12 @@ def run_action(action_id: int) -> str:
         return _failed(action, f"{type(exc).__name__}: {exc}", permanent=False)
 
     circuit.record_success(handler.capability)
+    # A handler that chose an assignee says so; the row is ours to write.
+    extra = {"assignee_id": outcome.result["assignee_id"]} if "assignee_id" in outcome.result else {}
     transition_action(
         action,
         S.SUCCEEDED,
+        **extra,
         actor="worker",
         details={"result": outcome.result},
         result=outcome.result,

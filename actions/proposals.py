@@ -6,9 +6,11 @@ import json
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from actions.audit import record_audit
+from actions.handlers import validation_errors
 from actions.models import Action, ActionSource, ActionType, Email, Priority, ProcessingRun
 
 
@@ -18,6 +20,16 @@ class InvalidProposal(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+def _refuse_over_limit(email: Email, action_type: str, acting_user) -> None:
+    limit = settings.MAX_ACTIONS_PER_EMAIL
+    reason = f"email {email.pk} already has {limit} actions, the most one email may have"
+    # Refusals are never silent: the trail says what was refused and why.
+    record_audit(
+        "action.refused", target=email, acting_user=acting_user, details={"type": action_type, "reason": reason}
+    )
+    raise InvalidProposal("email", reason)
 
 
 def _require_json_object(field: str, value: Any) -> None:
@@ -73,7 +85,19 @@ def propose_action(
     if len(idempotency_key or "") > key_length:
         raise InvalidProposal("idempotency_key", f"is longer than {key_length} characters.")
 
+    problems = validation_errors(str(type), params or {})
+    if problems:
+        field, _ = problems[0]
+        details = "; ".join(f"{name}: {why}" for name, why in problems)
+        raise InvalidProposal(f"params.{field}", f"invalid parameters for {type} ({details})")
+
     key = idempotency_key or uuid.uuid4().hex
+    if (
+        email is not None
+        and not Action.objects.filter(idempotency_key=key).exists()
+        and Action.objects.filter(email=email).count() >= settings.MAX_ACTIONS_PER_EMAIL
+    ):
+        _refuse_over_limit(email, str(type), acting_user)
     with transaction.atomic():
         existing = Action.objects.filter(idempotency_key=key).first()
         if existing is not None:

@@ -42,6 +42,7 @@ _FIELDS_SET_ON_TRANSITION = frozenset(
         "last_error",
         "undo_data",
         "scheduled_for",
+        "assignee_id",
     }
 )
 

@@ -8,6 +8,7 @@ from django_q.models import Schedule
 # updates the row with that name, so deploying twice never duplicates a job.
 SCHEDULES: dict[str, tuple[str, int]] = {
     "expire_approvals": ("approvals.expiry.expire_overdue_approvals", 5),
+    "sweep_actions": ("actions.sweeper.sweep", 1),
 }
 
 

@@ -63,11 +63,30 @@ def make_email(db):
     return make
 
 
+# Valid parameters for each action type, for tests that need an action and not its details.
+SAMPLE_PARAMS = {
+    "send_reply": {"body": "Thanks, we are on it."},
+    "forward_email": {"to": ["colleague@acme.example"]},
+    "create_task": {"title": "Call the customer back"},
+    "schedule_meeting": {"title": "Review", "start": "2026-11-25T15:00:00", "attendees": ["dana@acme.example"]},
+    "set_reminder": {"text": "Check the refund went out", "in_hours": 24},
+    "archive_email": {},
+    "upload_file": {},
+    "delegate_task": {},
+    "mark_complete": {},
+    "follow_up": {},
+    "approve_request": {"decision": "approve"},
+    "escalate_issue": {"reason": "The customer is still waiting"},
+}
+REPLY = SAMPLE_PARAMS["send_reply"]
+
+
 @pytest.fixture
 def make_action(make_email):
     def make(type: str = "send_reply", **kwargs):
         if "email" not in kwargs:
             kwargs["email"] = make_email()
+        kwargs.setdefault("params", SAMPLE_PARAMS[str(type)])
         return propose_action(type, **kwargs)
 
     return make

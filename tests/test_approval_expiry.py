@@ -15,6 +15,7 @@ from actions.transitions import transition_action
 from approvals.expiry import expire_overdue_approvals
 from approvals.models import Approval, ApprovalPolicy, ApprovalStatus
 from tests.concurrency import run_at_once
+from tests.conftest import REPLY
 
 S = ActionStatus
 
@@ -240,7 +241,7 @@ def test_two_schedulers_at_once_expire_each_approval_once(transactional_db):
     now = timezone.now()
     actions = []
     for _ in range(20):
-        action = propose_action("send_reply", source="ai")
+        action = propose_action("send_reply", params=REPLY, source="ai")
         actions.append(transition_action(action, S.PENDING_APPROVAL, actor="policy"))
         _approval(action, now - timedelta(minutes=1))
 

@@ -22,6 +22,7 @@ from actions.transitions import (
     transition_action,
 )
 from tests.concurrency import run_at_once
+from tests.conftest import REPLY
 
 S = ActionStatus
 
@@ -322,7 +323,7 @@ def test_it_rolls_the_move_back_when_the_audit_entry_cannot_be_written(action, m
 @pytest.mark.django_db(transaction=True)
 def test_it_rolls_the_move_back_when_the_audit_fails_outside_any_test_transaction(transactional_db, monkeypatch):
     # Without the test's own wrapping transaction: the function's atomic block is the real one.
-    action = _put_in(propose_action("send_reply"), S.QUEUED)
+    action = _put_in(propose_action("send_reply", params=REPLY), S.QUEUED)
     monkeypatch.setattr("actions.transitions.record_audit", _failing_record_audit)
 
     with pytest.raises(RuntimeError):
@@ -373,7 +374,7 @@ def _race(action_id: int, targets: list[ActionStatus]) -> list[object]:
 )
 def test_of_concurrent_moves_exactly_one_wins(transactional_db, targets):
     for _ in range(ROUNDS):
-        action = _put_in(propose_action("send_reply", source="ai"), S.QUEUED)
+        action = _put_in(propose_action("send_reply", params=REPLY, source="ai"), S.QUEUED)
 
         outcomes = _race(action.pk, targets)
 
@@ -398,7 +399,7 @@ def test_it_stores_a_proposal_in_proposed_and_audits_it(make_email, bob):
     action = propose_action(
         "create_task",
         email=email,
-        params={"title": "Call back", "api_key": "hunter2"},
+        params={"title": "Call back", "description": "Log in with Bearer hunter2hunter2"},
         source="ai",
         priority=30,
         confidence=0.75,
@@ -416,7 +417,8 @@ def test_it_stores_a_proposal_in_proposed_and_audits_it(make_email, bob):
         30,
         0.75,
     )
-    assert stored.params == {"title": "Call back", "api_key": "hunter2"}  # the action needs it; only the trail masks
+    # The action needs it; only the trail masks it.
+    assert stored.params == {"title": "Call back", "description": "Log in with Bearer hunter2hunter2"}
     assert (stored.rationale, stored.context, stored.created_by) == (
         "The customer asked for a call.",
         {"category": "support"},
@@ -428,7 +430,7 @@ def test_it_stores_a_proposal_in_proposed_and_audits_it(make_email, bob):
     assert entry.details == {
         "type": "create_task",
         "source": "ai",
-        "params": {"title": "Call back", "api_key": "********"},
+        "params": {"title": "Call back", "description": "Log in with ********"},
         "confidence": 0.75,
     }
 
@@ -452,7 +454,7 @@ def test_a_proposal_by_an_anonymous_user_has_no_creator(db):
 
 @pytest.mark.parametrize("confidence", [0, 0.0, 0.5, 1, 1.0, None])
 def test_it_accepts_every_confidence_from_zero_to_one(confidence, db):
-    action = propose_action("send_reply", confidence=confidence)
+    action = propose_action("send_reply", params=REPLY, confidence=confidence)
 
     assert Action.objects.get(pk=action.pk).confidence == confidence
 
@@ -499,27 +501,27 @@ def test_it_refuses_a_bad_proposal_naming_the_field_and_stores_nothing(make_emai
 def test_the_same_idempotency_key_twice_gives_the_same_action(make_email):
     email = make_email()
 
-    first = propose_action("send_reply", email=email, params={"draft": "Hi"}, idempotency_key="msg-1:reply")
-    second = propose_action("send_reply", email=email, params={"draft": "Hello"}, idempotency_key="msg-1:reply")
+    first = propose_action("send_reply", email=email, params={"body": "Hi"}, idempotency_key="msg-1:reply")
+    second = propose_action("send_reply", email=email, params={"body": "Hello"}, idempotency_key="msg-1:reply")
 
     assert second.pk == first.pk
     assert Action.objects.count() == 1
-    assert Action.objects.get().params == {"draft": "Hi"}
+    assert Action.objects.get().params == {"body": "Hi"}
     assert AuditEntry.objects.filter(event="action.proposed").count() == 1
 
 
 def test_the_idempotent_answer_is_the_action_as_it_is_now(make_email):
-    first = propose_action("send_reply", idempotency_key="msg-2:reply")
+    first = propose_action("send_reply", params=REPLY, idempotency_key="msg-2:reply")
     transition_action(first, S.QUEUED, actor="policy")
 
-    again = propose_action("send_reply", idempotency_key="msg-2:reply")
+    again = propose_action("send_reply", params=REPLY, idempotency_key="msg-2:reply")
 
     assert (again.pk, again.status) == (first.pk, S.QUEUED)
 
 
 def test_proposals_without_a_key_are_all_stored(db):
-    first = propose_action("send_reply")
-    second = propose_action("send_reply")
+    first = propose_action("send_reply", params=REPLY)
+    second = propose_action("send_reply", params=REPLY)
 
     assert first.pk != second.pk
     assert first.idempotency_key != second.idempotency_key
@@ -533,7 +535,7 @@ def test_concurrent_proposals_with_one_key_store_one_action(transactional_db):
 
         def propose(ready, key: str = key) -> int:
             ready()
-            return propose_action("send_reply", source="ai", idempotency_key=key).pk
+            return propose_action("send_reply", params=REPLY, source="ai", idempotency_key=key).pk
 
         outcomes = run_at_once(propose, propose)
 
