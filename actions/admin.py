@@ -17,7 +17,7 @@ from actions.executor import (
     retry_action,
     undo_action,
 )
-from actions.handlers import UndoRefused
+from actions.handlers import UndoRefused, validation_errors
 from actions.models import (
     Action,
     Attachment,
@@ -156,6 +156,14 @@ class ActionProposalForm(forms.ModelForm):
         if params is not None and not isinstance(params, dict):
             raise forms.ValidationError('Parameters must be an object of named values, such as {"to": ["..."]}.')
         return params
+
+    def clean(self):
+        cleaned = super().clean()
+        action_type, params = cleaned.get("type"), cleaned.get("params")
+        if action_type and isinstance(params, dict):
+            for field, why in validation_errors(action_type, params):
+                self.add_error("params", f"{field}: {why}")
+        return cleaned
 
 
 @admin.register(Action)

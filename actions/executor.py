@@ -258,6 +258,10 @@ def undo_action(action: Action, *, acting_user=None, actor: str = "") -> dict[st
             # Claim first, so two undos of one action never both reverse it.
             transition_action(action, S.UNDONE, acting_user=acting_user, actor=actor, reason="undo requested")
             details = handler.undo(action, handler.parse(action))
+            if "assignee_id" in details:
+                # The handler gave the work back to someone; the row is ours to write.
+                Action.objects.filter(pk=action.pk).update(assignee_id=details["assignee_id"])
+                action.assignee_id = details["assignee_id"]
     except UndoRefused as exc:
         record_audit(
             "action.undo_refused", target=action, acting_user=acting_user, actor=actor, details={"reason": str(exc)}

@@ -40,6 +40,7 @@ from approvals.models import (
 )
 from integrations.models import LocalTask, TaskStatus
 from teams.models import Role, TeamMember
+from tests.conftest import SAMPLE_PARAMS
 
 MAILROOM_MODELS = [
     Email,
@@ -100,7 +101,8 @@ class Rows:
 
     def action(self, type: str = "send_reply", email: Email | None = None, **kwargs) -> Action:
         run = self.processingrun(email=email or self._make_email())
-        kwargs.setdefault("params", {"to": ["customer@customer.example"], "body": "Thanks, on it."})
+        default = {"body": "Thanks, on it.", "cc": ["customer@customer.example"]}
+        kwargs.setdefault("params", default if type == "send_reply" else SAMPLE_PARAMS[type])
         return self._make_action(type, email=run.email, run=run, acting_user=self._user, **kwargs)
 
     def auditentry(self, event: str = "action.noted", target=None) -> AuditEntry:
@@ -366,7 +368,9 @@ def test_the_email_and_run_pages_queries_do_not_grow_with_their_rows(
 
 
 def test_the_action_page_shows_its_email_parameters_steps_and_audit_trail(client, alice, rows):
-    action = rows.action(email=rows.email(subject="Broken invoice"), params={"to": ["zed@customer.example"]})
+    action = rows.action(
+        email=rows.email(subject="Broken invoice"), params={"body": "Hi", "cc": ["zed@customer.example"]}
+    )
     record_audit("action.looked_at", target=action, acting_user=alice)
     client.force_login(alice)
     page = client.get(_url(Action, "change", action.pk)).content.decode()
@@ -618,3 +622,13 @@ def test_a_superuser_can_grant_rights_and_it_is_audited(client, alice, bob):
     assert list(bob.user_permissions.all()) == [decide]
     entry = AuditEntry.objects.for_object(bob).get(event="user.changed")
     assert entry.details["changed"]["user_permissions"] == [str(decide)]
+
+
+def test_adding_an_action_with_parameters_its_type_refuses_names_the_field(client, alice):
+    client.force_login(alice)
+    response = client.post(_url(Action, "add"), {"type": "create_task", "priority": 20, "params": '{"titel": "x"}'})
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors["params"]
+    assert any(error.startswith("title:") for error in errors)
+    assert any(error.startswith("titel:") for error in errors)
+    assert not Action.objects.exists()

@@ -182,7 +182,8 @@ def test_a_transient_error_is_retried_later_with_backoff(queued, stand_in):
     assert before + timedelta(seconds=14) < stored.next_attempt_at < before + timedelta(seconds=31)
 
 
-def test_retries_used_up_put_the_action_in_dead(queued, stand_in):
+def test_retries_used_up_put_the_action_in_dead(queued, stand_in, settings):
+    settings.CIRCUIT_FAILURE_THRESHOLD = 10  # this test is about retries, not the circuit
     action = queued()
     stand_in.raises = [IntegrationError("down")] * 3
     for expected in ["failed", "failed", "dead"]:
