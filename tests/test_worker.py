@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from datetime import timedelta
 from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.models import Schedule, Success
@@ -22,6 +16,7 @@ from actions.models import ActionStatus
 from actions.transitions import transition_action
 from approvals.models import Approval, ApprovalStatus
 from config.schedules import SCHEDULES, register_schedules
+from tests.processes import Worker, wait_for
 from tests.services import require_service
 
 
@@ -43,17 +38,6 @@ def test_registering_repairs_an_edited_schedule(db):
     assert (schedule.func, schedule.minutes) == ("approvals.expiry.expire_overdue_approvals", 5)
 
 
-def _test_database_url() -> str:
-    """The URL of the database this test run uses, for the worker subprocess."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user = db["USER"] or ""
-    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
-    auth = f"{user}{password}@" if user else ""
-    return f"postgres://{auth}{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @pytest.fixture
 def broker():
     if settings.REDIS_URL:
@@ -66,34 +50,11 @@ def broker():
 
 
 @pytest.fixture
-def worker(transactional_db, broker):
+def worker(transactional_db, broker, tmp_path):
     """A real `manage.py qcluster` on the test database and the configured broker."""
-    env = {**os.environ, "DATABASE_URL": _test_database_url(), "Q_WORKERS": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = Worker(tmp_path / "worker.log")
     yield process
-    # Signal the main process only: a SIGTERM to the whole group can hang django-q2.
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def _wait_for(condition, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.25)
-    return False
+    process.stop()
 
 
 @pytest.mark.slow
@@ -106,11 +67,8 @@ def test_a_worker_runs_a_queued_job_on_the_configured_broker(worker, make_action
 
     async_task("approvals.expiry.expire_overdue_approvals", task_name="worker-smoke-test")
 
-    finished = _wait_for(lambda: Success.objects.filter(name="worker-smoke-test").exists())
-    if not finished:
-        worker.send_signal(signal.SIGTERM)
-        output = worker.communicate(timeout=30)[0]
-        pytest.fail(f"The worker did not finish the job within 60 s. Its output:\n{output}")
+    finished = wait_for(lambda: Success.objects.filter(name="worker-smoke-test").exists(), timeout=60)
+    assert finished, f"The worker did not finish the job within 60 s. Its output:\n{worker.output()}"
     approval.refresh_from_db()
     action.refresh_from_db()
     assert approval.status == ApprovalStatus.EXPIRED
