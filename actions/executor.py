@@ -19,7 +19,9 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django_q.tasks import async_task
+from pydantic import ValidationError
 
+from actions import guards
 from actions.audit import record_audit
 from actions.handlers import ActionFailed, UndoRefused, get_handler
 from actions.models import Action, ActionStatus, ExecutionSwitch, Priority
@@ -59,7 +61,7 @@ def queue_action(action: Action, *, acting_user=None, actor: str = "", reason: s
     """
     handler = get_handler(action.type)
     now = timezone.now()
-    due = action.scheduled_for or now
+    due = action.scheduled_for or handler.due_at(action, handler.parse(action)) or now
     if handler.sends_mail and settings.SEND_DELAY_SECONDS:
         due = max(due, now + timedelta(seconds=settings.SEND_DELAY_SECONDS))
     with transaction.atomic():
@@ -120,9 +122,13 @@ def run_action(action_id: int) -> str:
     except TransitionError:
         return "claimed elsewhere"
 
-    from actions import guards
-
-    params = handler.parse(action)
+    try:
+        # Parameters were checked at proposal; a row written past that (or
+        # before a schema changed) is refused here for good, naming the field.
+        params = handler.parse(action)
+    except ValidationError as exc:
+        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return _failed(action, f"Invalid parameters: {fields}", permanent=True)
     refusal = guards.check(action, handler, params)
     if refusal is not None:
         return _refused(action, refusal)

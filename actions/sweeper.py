@@ -20,7 +20,7 @@ from django.utils import timezone
 from actions.executor import enqueue_due
 from actions.models import Action, ActionStatus, ExecutionSwitch
 from actions.transitions import TransitionConflict, transition_action
-from integrations.outbox import recover_stuck_sends
+from integrations.outbox import deliver_orphans, recover_stuck_sends
 
 S = ActionStatus
 
@@ -67,4 +67,5 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
             now, only_unsent_before=now - timedelta(seconds=settings.REQUEUE_AFTER_SECONDS)
         )
     counts["reminders_sent"] = send_due_reminders(now)
+    counts["orphans_sent"] = deliver_orphans(now)
     return counts

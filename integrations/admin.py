@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from actions.admin_utils import AuditedAdminMixin, ReadOnlyAdminMixin, admin_link
+from integrations import outbox
 from integrations.models import Circuit, LocalReminder, LocalTask, OutboxMessage
 
 
@@ -29,6 +30,21 @@ class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["subject", "message_id", "text_body"]
     date_hierarchy = "created_at"
     exclude = ["attachments"]
+    actions = ["release_messages", "cancel_messages"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Viewing only, but the actions below need the change permission to be offered.
+        return request.user.has_perm("integrations.change_outboxmessage") and obj is None
+
+    @admin.action(description="Send held messages after all", permissions=["change"])
+    def release_messages(self, request, queryset) -> None:
+        released = sum(outbox.release(message) for message in queryset)
+        self.message_user(request, f"Released {released} held message(s); the sweeper sends them within a minute.")
+
+    @admin.action(description="Cancel messages that have not left", permissions=["change"])
+    def cancel_messages(self, request, queryset) -> None:
+        cancelled = sum(outbox.cancel(message) for message in queryset)
+        self.message_user(request, f"Cancelled {cancelled} message(s).")
 
     @admin.display(description="to")
     def recipients(self, obj: OutboxMessage) -> str:

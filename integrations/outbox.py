@@ -10,17 +10,27 @@ just after: a crash can leave a message ambiguous only for that call.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
+import logging
 import smtplib
+from email import encoders
+from email.errors import MessageError
+from email.message import Message
+from email.mime.base import MIMEBase
 from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.message import SafeMIMEText
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from integrations.errors import IntegrationError
 from integrations.models import OutboxMessage, OutboxStatus
+
+logger = logging.getLogger(__name__)
 
 AUTOMATIC_HEADERS = {"Auto-Submitted": "auto-generated"}
 
@@ -45,7 +55,12 @@ def store_message(
     from_email: str = "",
 ) -> OutboxMessage:
     """Store a message to send, or return the one already stored under that Message-ID."""
-    for value in [subject, from_email, *to, *(cc or []), *(headers or {}).values()]:
+    if not to and not cc:
+        # Django's backend "sends" a message without recipients by doing nothing.
+        raise ValueError("A message needs at least one recipient.")
+    # Attachment names and types end up in MIME headers too, and often come from strangers' mail.
+    described = [value for part in attachments or [] for value in (part["filename"], part["content_type"])]
+    for value in [subject, from_email, *to, *(cc or []), *(headers or {}), *(headers or {}).values(), *described]:
         if "\r" in value or "\n" in value:
             raise ValueError(f"Line break in a header value: {value!r}")
     message, _ = OutboxMessage.objects.get_or_create(
@@ -86,7 +101,7 @@ def attachment(filename: str, content_type: str, content: bytes) -> dict[str, An
     return {"filename": filename, "content_type": content_type, "content": base64.b64encode(content).decode()}
 
 
-def _as_email(message: OutboxMessage, connection) -> EmailMultiAlternatives:
+def _as_email(message: OutboxMessage) -> EmailMultiAlternatives:
     email = EmailMultiAlternatives(
         subject=message.subject,
         body=message.text_body,
@@ -94,13 +109,70 @@ def _as_email(message: OutboxMessage, connection) -> EmailMultiAlternatives:
         to=message.to,
         cc=message.cc,
         headers={**message.headers, "Message-ID": message.message_id},
-        connection=connection,
     )
     if message.html_body:
         email.attach_alternative(message.html_body, "text/html")
     for part in message.attachments:
-        email.attach(part["filename"], base64.b64decode(part["content"]), part["content_type"])
+        content = base64.b64decode(part["content"], validate=True)
+        if ";" in part["content_type"]:
+            email.attach(_part_with_parameters(part["filename"], part["content_type"], content))
+        else:
+            email.attach(part["filename"], content, part["content_type"])
     return email
+
+
+def _part_with_parameters(filename: str, content_type: str, content: bytes) -> MIMEBase:
+    """A MIME attachment whose content type carries parameters (text/calendar; method=REQUEST), each once.
+
+    Django's attach() takes the parameters for part of the subtype and then
+    adds a charset of its own, so "charset" came out twice.
+    """
+    header = Message()
+    header["Content-Type"] = content_type
+    maintype, subtype = header.get_content_maintype(), header.get_content_subtype()
+    parameters = [(name, value) for name, value in header.get_params()[1:] if name.lower() != "charset"]
+    if maintype == "text":
+        part = SafeMIMEText(content.decode(header.get_content_charset() or "utf-8"), subtype, "utf-8")
+        for name, value in parameters:
+            part.set_param(name, value)
+    else:
+        part = MIMEBase(maintype, subtype, **dict(parameters))
+        part.set_payload(content)
+        encoders.encode_base64(part)
+    if filename.isascii():
+        part.add_header("Content-Disposition", "attachment", filename=filename)
+    else:
+        part.add_header("Content-Disposition", "attachment", filename=("utf-8", "", filename))
+    return part
+
+
+def _build(message: OutboxMessage) -> EmailMultiAlternatives:
+    """The message as Django sends it; raises ValueError when it cannot be written as MIME."""
+    try:
+        email = _as_email(message)
+        # Rendering is where bad headers and encodings surface (some only when folded).
+        email.message().as_bytes()
+    except (ValueError, TypeError, KeyError, LookupError, binascii.Error, MessageError) as exc:
+        raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+    return email
+
+
+def _send(email: EmailMultiAlternatives) -> None:
+    """Hand one message to the mail server; a failure after the server accepted it does not count."""
+    connection = get_connection(fail_silently=False, timeout=settings.EMAIL_TIMEOUT)
+    try:
+        # Opened here, so send_messages() leaves closing to us: an error at QUIT must not
+        # turn a message the server accepted into a failure that is sent again.
+        connection.open()
+        connection.send_messages([email])
+    finally:
+        smtp_session = getattr(connection, "connection", None)
+        try:
+            connection.close()
+        except (smtplib.SMTPException, OSError) as exc:
+            logger.warning("Closing the mail server connection failed: %s", exc)
+            if smtp_session is not None:
+                smtp_session.close()  # QUIT failed; Django dropped its reference, not the socket.
 
 
 def deliver(message: OutboxMessage) -> bool:
@@ -112,14 +184,19 @@ def deliver(message: OutboxMessage) -> bool:
     """
     now = timezone.now()
     claimed = OutboxMessage.objects.filter(pk=message.pk, status=OutboxStatus.PENDING).update(
-        status=OutboxStatus.SENDING, sending_started_at=now, attempts=message.attempts + 1
+        status=OutboxStatus.SENDING, sending_started_at=now, attempts=F("attempts") + 1
     )
     if claimed != 1:
         return False
     message.refresh_from_db()
     try:
-        with get_connection(fail_silently=False, timeout=settings.EMAIL_TIMEOUT) as connection:
-            _as_email(message, connection).send()
+        email = _build(message)
+    except ValueError as exc:
+        # Left `sending`, it would wait for recovery and then fail the same way, forever.
+        _record_failure(message, f"Cannot build the message: {exc}", permanent=True)
+        raise IntegrationError(f"The message cannot be built: {exc}", permanent=True) from exc
+    try:
+        _send(email)
     except smtplib.SMTPResponseException as exc:
         permanent = 500 <= exc.smtp_code < 600
         _record_failure(message, f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent)
@@ -132,6 +209,11 @@ def deliver(message: OutboxMessage) -> bool:
     except (TimeoutError, smtplib.SMTPException, OSError) as exc:
         _record_failure(message, f"{type(exc).__name__}: {exc}", permanent=False)
         raise IntegrationError(f"Could not reach the mail server: {exc}") from exc
+    except Exception as exc:
+        # Not the mail server's answer (a bug, or an encoding the build check missed): back to
+        # pending for the next attempt, not left looking like a worker that died mid-send.
+        _record_failure(message, f"{type(exc).__name__}: {exc}", permanent=False)
+        raise
     OutboxMessage.objects.filter(pk=message.pk).update(status=OutboxStatus.SENT, sent_at=timezone.now(), last_error="")
     return True
 
@@ -165,3 +247,37 @@ def recover_stuck_sends(older_than_seconds: int) -> dict[str, int]:
     if settings.OUTBOX_STUCK_SENDS == "hold":
         return {"held": stuck.update(status=OutboxStatus.HELD, last_error="Held: the worker died while sending.")}
     return {"resent": stuck.update(status=OutboxStatus.PENDING, last_error="Worker died while sending; sending again.")}
+
+
+# Messages whose action will not send them again: notices from an undo, or
+# from an action that already finished.
+_ORPHAN_AFTER = timezone.timedelta(minutes=1)
+_ORPHAN_ATTEMPTS = 10
+_ACTIONS_STILL_SENDING = ["queued", "running", "failed"]
+
+
+def deliver_orphans(now=None) -> int:
+    """Send pending messages that no action will retry; give up on one after a few attempts. Returns how many left."""
+    now = now or timezone.now()
+    orphans = (
+        OutboxMessage.objects.filter(status=OutboxStatus.PENDING, created_at__lt=now - _ORPHAN_AFTER)
+        .exclude(action__status__in=_ACTIONS_STILL_SENDING)
+        .order_by("created_at")
+    )
+    sent = 0
+    for message in orphans[:200]:
+        if message.attempts >= _ORPHAN_ATTEMPTS:
+            OutboxMessage.objects.filter(pk=message.pk, status=OutboxStatus.PENDING).update(status=OutboxStatus.FAILED)
+            continue
+        try:
+            sent += deliver(message)
+        except IntegrationError as exc:
+            logger.warning("Outbox message %s not sent yet: %s", message.pk, exc)
+    return sent
+
+
+def release(message: OutboxMessage) -> bool:
+    """Send a held message after all (a person decided it had not gone out)."""
+    return (
+        OutboxMessage.objects.filter(pk=message.pk, status=OutboxStatus.HELD).update(status=OutboxStatus.PENDING) == 1
+    )

@@ -14,6 +14,9 @@ from django.contrib.auth import get_user_model
 from actions.models import Email
 from actions.proposals import propose_action
 
+# The loopback SMTP server fixture (smtp_server), for every suite.
+pytest_plugins = ["tests.smtp"]
+
 
 @pytest.fixture(autouse=True)
 def _test_settings(settings):
@@ -68,7 +71,7 @@ SAMPLE_PARAMS = {
     "send_reply": {"body": "Thanks, we are on it."},
     "forward_email": {"to": ["colleague@acme.example"]},
     "create_task": {"title": "Call the customer back"},
-    "schedule_meeting": {"title": "Review", "start": "2026-11-25T15:00:00", "attendees": ["dana@acme.example"]},
+    "schedule_meeting": {"title": "Review", "start": "2031-11-25T15:00:00", "attendees": ["dana@acme.example"]},
     "set_reminder": {"text": "Check the refund went out", "in_hours": 24},
     "archive_email": {},
     "upload_file": {},

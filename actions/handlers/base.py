@@ -9,6 +9,7 @@ recorded in one place).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -56,6 +57,10 @@ class Handler:
 
     def parse(self, action: Action) -> Params:
         return self.params.model_validate(action.params)
+
+    def due_at(self, action: Action, params: Params) -> datetime | None:
+        """When the action should run, if its parameters say (e.g. a follow-up); None for as soon as queued."""
+        return None
 
     def recipients(self, action: Action, params: Params) -> list[str]:
         """The addresses outgoing mail will go to, for the guard rails. Empty when it sends none."""
