@@ -258,6 +258,8 @@ def undo_action(action: Action, *, acting_user=None, actor: str = "") -> dict[st
         )
     handler = get_handler(action.type)
     if not handler.undoable:
+        if handler.sends_mail:
+            raise UndoRefused(f"{action.get_type_display()}: the mail was already sent and cannot be recalled.")
         raise UndoRefused(f"{action.get_type_display()} cannot be undone.")
     try:
         with transaction.atomic():

@@ -14,12 +14,15 @@ from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
 from actions.executor import RUN_TASK, pause_execution, queue_action, resume_execution, undo_action
-from actions.models import Action, ActionStatus, AuditEntry, Email, Priority
+from actions.handlers import UndoRefused
+from actions.models import Action, ActionStatus, Attachment, AuditEntry, Email, Priority
 from actions.proposals import propose_action
 from actions.sweeper import sweep
 from integrations.models import Circuit, CircuitState, LocalReminder, LocalTask, TaskStatus
@@ -258,9 +261,18 @@ def test_every_undoable_type_is_undone_after_a_real_run(start_worker, smtp_serve
         "escalate_issue",
     ]
     actions = propose_and_queue(undoable, priority=Priority.URGENT)
+    upload = _upload_action()
+    reply = propose_and_queue(["send_reply"], priority=Priority.URGENT)
+    actions += [upload, *reply]
     worker = start_worker(lane=settings.URGENT_LANE)
     finish(actions, worker)
-    assert statuses(actions) == {S.SUCCEEDED: len(undoable)}, [a.last_error for a in Action.objects.all()]
+    assert statuses(actions) == {S.SUCCEEDED: len(undoable) + 2}, [a.last_error for a in Action.objects.all()]
+    [stored] = Action.objects.get(pk=upload.pk).result["files"]
+    assert default_storage.exists(stored["path"])
+
+    with pytest.raises(UndoRefused, match="already sent"):
+        undo_action(Action.objects.get(pk=reply[0].pk), actor="test")
+    actions.remove(reply[0])
 
     for action in Action.objects.filter(pk__in=[a.pk for a in actions]):
         undo_action(action, actor="test")
@@ -271,8 +283,18 @@ def test_every_undoable_type_is_undone_after_a_real_run(start_worker, smtp_serve
     assert Email.objects.get(pk=by_type["archive_email"].email_id).archived_at is None
     assert Email.objects.get(pk=by_type["mark_complete"].email_id).completed_at is None
     assert Email.objects.get(pk=by_type["escalate_issue"].email_id).escalation_level == 0
+    assert not default_storage.exists(stored["path"])
     cancels = [r for r in smtp_server.received if "METHOD:CANCEL" in r.raw.decode(errors="replace")]
     assert len(cancels) == 1
+
+
+def _upload_action() -> Action:
+    email = _email(0)
+    attachment = Attachment.objects.create(email=email, filename="quote.pdf", content_type="application/pdf", size=9)
+    attachment.file.save("quote.pdf", ContentFile(b"%PDF-1.4\n"), save=True)
+    with transaction.atomic():
+        action = propose_action("upload_file", email=email, priority=Priority.URGENT)
+        return queue_action(action, actor="test")
 
 
 # --- Racing workers ------------------------------------------------------------------------------
