@@ -17,39 +17,25 @@ from pathlib import Path
 from django.db import transaction
 from django.utils import timezone
 
-from actions.models import ActionStatus, ActionType, Email, Priority, ProcessingRun, RunStatus, RunStep, StepName
+from actions.models import (
+    ActionSource,
+    ActionStatus,
+    ActionType,
+    Email,
+    Priority,
+    ProcessingRun,
+    RunStatus,
+    RunStep,
+    StepName,
+)
 from actions.proposals import propose_action
 from actions.transitions import transition_action
-from approvals.models import Approval, ApprovalPolicy, Condition, OnTimeout
+from approvals.models import ApprovalPolicy
+from approvals.routing import route_action
 from teams.directory import import_directory
-from teams.models import Role
 
 MAILBOX = "support@acme.example"
 TEAM_FILE = Path(__file__).resolve().parent.parent / "teams" / "fixtures" / "demo_team.json"
-
-POLICIES = [
-    {
-        "name": "Forwarding outside the company",
-        "action_type": ActionType.FORWARD_EMAIL,
-        "condition": Condition.EXTERNAL_RECIPIENT,
-        "approver_role": Role.LEAD,
-    },
-    {
-        "name": "Answering approval requests",
-        "action_type": ActionType.APPROVE_REQUEST,
-        "condition": Condition.ALWAYS,
-        "approver_role": Role.MANAGER,
-        "timeout": timedelta(hours=24),
-    },
-    {
-        "name": "Low-confidence replies",
-        "action_type": ActionType.SEND_REPLY,
-        "condition": Condition.CONFIDENCE_BELOW,
-        "threshold": "0.7500",
-        "approver_role": Role.LEAD,
-        "on_timeout": OnTimeout.REJECT,
-    },
-]
 
 
 def _next_weekday(weekday: int) -> date:
@@ -65,8 +51,8 @@ class DemoAction:
     confidence: float
     rationale: str
     priority: Priority = Priority.NORMAL
-    # Where the demo leaves it: proposed (a suggestion), pending approval, or cancelled by a person.
-    status: ActionStatus = ActionStatus.PROPOSED
+    # Dismissed by a person before the policy saw it; otherwise the policy routes it.
+    dismissed: bool = False
 
 
 @dataclass
@@ -123,7 +109,6 @@ EMAILS = [
                 },
                 0.62,
                 "Billing question; the draft promises a refund, so a person should look.",
-                status=ActionStatus.PENDING_APPROVAL,
             ),
             DemoAction(
                 ActionType.DELEGATE_TASK,
@@ -169,7 +154,6 @@ EMAILS = [
                 0.7,
                 "An approval request; answering it always needs a manager.",
                 Priority.HIGH,
-                ActionStatus.PENDING_APPROVAL,
             )
         ],
     ),
@@ -186,7 +170,6 @@ EMAILS = [
                 {"to": ["counsel@lawfirm.example"], "note": "Redlines from Big Customer for review."},
                 0.77,
                 "Legal review is done by outside counsel.",
-                status=ActionStatus.PENDING_APPROVAL,
             )
         ],
     ),
@@ -224,7 +207,7 @@ EMAILS = [
                 {"recipient": "liam.obrien@acme.example", "text": "Check the refund page was updated", "in_hours": 72},
                 0.55,
                 "Low confidence: the sender may not want a reminder.",
-                status=ActionStatus.CANCELLED,
+                dismissed=True,
             ),
         ],
     ),
@@ -251,11 +234,6 @@ EMAILS = [
 
 def _message_id(key: str) -> str:
     return f"<demo-{key}@mail.acme.example>"
-
-
-def _load_policies() -> None:
-    for policy in POLICIES:
-        ApprovalPolicy.objects.update_or_create(name=policy["name"], defaults=policy)
 
 
 def _load_email(demo: DemoEmail, now) -> tuple[Email, bool]:
@@ -304,21 +282,16 @@ def _load_action(demo: DemoAction, email: Email, run: ProcessingRun, index: int)
         priority=demo.priority,
         confidence=demo.confidence,
         rationale=demo.rationale,
+        source=ActionSource.RULE,
         context={"category": email.category, "seeded_by": "load_demo"},
         run=run,
         idempotency_key=f"demo:{email.message_id}:{index}",
     )
-    if demo.status == ActionStatus.PENDING_APPROVAL:
-        transition_action(action, ActionStatus.PENDING_APPROVAL, actor="demo", reason="demo: needs a person")
-        policy = ApprovalPolicy.objects.filter(action_type=demo.type).first()
-        Approval.objects.create(
-            action=action,
-            policy=policy,
-            approver_role=policy.approver_role if policy else Role.LEAD,
-            expires_at=timezone.now() + (policy.timeout if policy else timedelta(hours=48)),
-        )
-    elif demo.status == ActionStatus.CANCELLED:
+    if demo.dismissed:
         transition_action(action, ActionStatus.CANCELLED, actor="demo", reason="demo: dismissed by a person")
+    else:
+        # The real policy decides: run at once, ask an approver (who is mailed a link), or suggest.
+        route_action(action, actor="policy")
 
 
 @transaction.atomic
@@ -326,7 +299,6 @@ def load_demo() -> dict[str, int]:
     """Load the demo team, policies, mail and actions; return how many emails were new."""
     with TEAM_FILE.open(encoding="utf-8") as handle:
         members = import_directory(json.load(handle))
-    _load_policies()
     now = timezone.now()
     new_emails = 0
     for demo in EMAILS:
@@ -337,4 +309,4 @@ def load_demo() -> dict[str, int]:
         run = _load_run(email, email.received_at)
         for index, demo_action in enumerate(demo.actions):
             _load_action(demo_action, email, run, index)
-    return {"members": len(members), "policies": len(POLICIES), "new_emails": new_emails}
+    return {"members": len(members), "policies": ApprovalPolicy.objects.count(), "new_emails": new_emails}

@@ -320,9 +320,12 @@ def enqueue_due(now: datetime, *, only_unsent_before: datetime | None = None) ->
             | Q(enqueued_at__lt=F("next_attempt_at"))
         )
     count = 0
-    for action in due.order_by("-priority", "created_at").only("pk", "priority").iterator(chunk_size=500):
-        enqueue_on_commit(action)
-        count += 1
+    # In a transaction, so the enqueues run after the cursor is done: django-q2's
+    # ORM broker may close the connection a streaming cursor is reading.
+    with transaction.atomic():
+        for action in due.order_by("-priority", "created_at").only("pk", "priority").iterator(chunk_size=500):
+            enqueue_on_commit(action)
+            count += 1
     return count
 
 

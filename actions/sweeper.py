@@ -28,7 +28,7 @@ S = ActionStatus
 def take_back_expired_leases(now: datetime) -> int:
     """Running actions past their lease go back to the queue: their worker is presumed dead."""
     count = 0
-    for action in Action.objects.filter(status=S.RUNNING, lease_expires_at__lt=now).iterator(chunk_size=200):
+    for action in list(Action.objects.filter(status=S.RUNNING, lease_expires_at__lt=now)[:1000]):
         with contextlib.suppress(TransitionConflict):
             transition_action(
                 action,
@@ -45,7 +45,7 @@ def take_back_expired_leases(now: datetime) -> int:
 def requeue_due_retries(now: datetime) -> int:
     """Failed actions whose next attempt is due go back to the queue."""
     count = 0
-    for action in Action.objects.filter(status=S.FAILED, next_attempt_at__lte=now).iterator(chunk_size=200):
+    for action in list(Action.objects.filter(status=S.FAILED, next_attempt_at__lte=now)[:1000]):
         with contextlib.suppress(TransitionConflict):
             transition_action(action, S.QUEUED, actor="sweeper", reason="retry due")
             count += 1

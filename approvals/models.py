@@ -96,6 +96,7 @@ class Approval(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     comment = models.TextField(blank=True)
+    approvals_required = models.PositiveSmallIntegerField(default=1)
 
     class Meta:
         ordering = ["-requested_at", "-id"]
@@ -108,6 +109,64 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"Approval #{self.pk} of action #{self.action_id}"
+
+
+class Decision(models.TextChoices):
+    APPROVE = "approve", "Approve"
+    REJECT = "reject", "Reject"
+
+
+class ApprovalVote(models.Model):
+    """One approver's decision on one approval. An approver decides once."""
+
+    approval = models.ForeignKey(Approval, on_delete=models.CASCADE, related_name="votes")
+    voter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    via = models.CharField(max_length=16, help_text="admin, email link or api")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["approval_id", "created_at"]
+        constraints = [models.UniqueConstraint(fields=["approval", "voter"], name="vote_once_per_approver")]
+
+    def __str__(self) -> str:
+        return f"{self.get_decision_display()} by {self.voter} on approval #{self.approval_id}"
+
+
+class ApprovalRecipient(models.Model):
+    """Who was asked to decide an approval (and mailed a link): the people guardian lets decide it."""
+
+    approval = models.ForeignKey(Approval, on_delete=models.CASCADE, related_name="recipients")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["approval", "user"], name="recipient_once_per_approval")]
+
+    def __str__(self) -> str:
+        return f"{self.user} for approval #{self.approval_id}"
+
+
+class ConfidenceThreshold(models.Model):
+    """How sure the analysis must be for an action type: at or above `auto`, run (if policies allow);
+    below `suggest`, only suggest; in between, ask for approval."""
+
+    action_type = models.CharField(max_length=32, choices=ActionType.choices, unique=True)
+    auto = models.FloatField(help_text="At or above: run without asking, unless a policy asks.")
+    suggest = models.FloatField(help_text="Below: keep as a suggestion only.")
+
+    class Meta:
+        ordering = ["action_type"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(suggest__gte=0, suggest__lte=models.F("auto"), auto__lte=1),
+                name="threshold_0_suggest_auto_1",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_type_display()}: auto ≥ {self.auto}, suggest < {self.suggest}"
 
 
 # Direct foreign-key permission tables: guardian's generic ones store the

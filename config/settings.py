@@ -181,7 +181,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+# Approvers who are not staff log in here (the admin's login is for staff only).
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
@@ -236,6 +238,9 @@ OPENAI_MODEL = env_str("OPENAI_MODEL", "gpt-4o-mini")
 
 # How long a pending approval waits before it expires, unless its policy says otherwise.
 APPROVAL_TIMEOUT = timedelta(hours=env_int("APPROVAL_TIMEOUT_HOURS", 48, minimum=1))
+# How long an emailed approval link works, and whether the approver must also log in.
+APPROVAL_LINK_MAX_AGE = timedelta(hours=env_int("APPROVAL_LINK_MAX_AGE_HOURS", 24 * 7, minimum=1))
+APPROVAL_LINK_REQUIRES_LOGIN = env_bool("APPROVAL_LINK_REQUIRES_LOGIN", True)
 
 # --- Execution ---------------------------------------------------------------
 

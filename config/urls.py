@@ -1,7 +1,8 @@
 """Top-level URLs. The names here are part of Mailroom's stable interface (DESIGN.md)."""
 
 from django.contrib import admin
-from django.urls import path
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
 
 admin.site.site_header = "Mailroom"
 admin.site.site_title = "Mailroom"
@@ -9,4 +10,8 @@ admin.site.index_title = "Email turned into approved, audited work"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("approvals/", include("approvals.urls")),
+    # Sign-in for approvers following an emailed link; staff use the admin's.
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]

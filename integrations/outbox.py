@@ -281,3 +281,23 @@ def release(message: OutboxMessage) -> bool:
     return (
         OutboxMessage.objects.filter(pk=message.pk, status=OutboxStatus.HELD).update(status=OutboxStatus.PENDING) == 1
     )
+
+
+def deliver_soon(message: OutboxMessage) -> None:
+    """Have a worker send the message once the current transaction commits (the sweeper retries it)."""
+    from django_q.tasks import async_task
+
+    message_pk = message.pk
+    transaction.on_commit(lambda: async_task("integrations.outbox.deliver_pending", message_pk))
+
+
+def deliver_pending(message_pk: int) -> bool:
+    """The worker's task for deliver_soon: send the message if it is still pending."""
+    message = OutboxMessage.objects.filter(pk=message_pk, status=OutboxStatus.PENDING).first()
+    if message is None:
+        return False
+    try:
+        return deliver(message)
+    except IntegrationError as exc:
+        logger.warning("Outbox message %s not sent yet, the sweeper will retry: %s", message_pk, exc)
+        return False

@@ -226,8 +226,8 @@ SEARCHES = {
         lambda rows: rows.teammember(role=Role.LEAD, user=rows.user(last_name="Zebra")),
     ),
     ApprovalPolicy: (
-        {"condition__exact": "external_recipient"},
-        lambda rows: rows.approvalpolicy(name="Zebra", condition=Condition.EXTERNAL_RECIPIENT),
+        {"condition__exact": "unknown_sender"},
+        lambda rows: rows.approvalpolicy(name="Zebra", condition=Condition.UNKNOWN_SENDER),
     ),
     Approval: (
         {"status__exact": "rejected"},

@@ -65,11 +65,19 @@ def test_it_expires_an_overdue_approval_and_its_action(waiting_action, now):
         None,
         "scheduler",
     )
-    assert approval_entry.details == {"expires_at": approval.expires_at.isoformat(), "policy": "Replies to customers"}
+    assert approval_entry.details == {
+        "expires_at": approval.expires_at.isoformat(),
+        "policy": "Replies to customers",
+        "reason": "nobody above to escalate to",
+    }
 
     [action_entry] = AuditEntry.objects.for_object(action).filter(event="action.expired")
     assert action_entry.actor_label == "scheduler"
-    assert action_entry.details == {"from": "pending_approval", "to": "expired", "reason": "approval timed out"}
+    assert action_entry.details == {
+        "from": "pending_approval",
+        "to": "expired",
+        "reason": "approval timed out; nobody above to escalate to",
+    }
 
 
 def test_it_expires_an_approval_whose_deadline_is_exactly_now(waiting_action, now):
@@ -184,7 +192,7 @@ def test_an_action_decided_while_expiry_runs_keeps_its_outcome(waiting_action, n
         transition_action(Action.objects.get(pk=stale.pk), S.APPROVED, actor="bob")
         return real_transition(stale, to, **kwargs)
 
-    monkeypatch.setattr("approvals.expiry.transition_action", approved_just_before)
+    monkeypatch.setattr("approvals.decisions.transition_action", approved_just_before)
 
     assert expire_overdue_approvals(now=now) == 1
 

@@ -1,0 +1,132 @@
+"""Deciding, per proposed action, whether it runs at once, waits for a person, or stays a suggestion.
+
+The analysis is untrusted input: whatever an email says, these rules come
+from the policies and thresholds in the database, and a policy that asks for
+approval always wins over a high confidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.db import transaction
+
+from actions.audit import record_audit
+from actions.executor import queue_action
+from actions.guards import domain_of
+from actions.handlers import get_handler
+from actions.models import Action, ActionSource, ActionStatus, Email
+from actions.transitions import transition_action
+from approvals.models import ApprovalPolicy, Condition, ConfidenceThreshold
+from teams.models import ROLE_RANK, TeamMember
+
+AUTO, APPROVAL, SUGGEST = "auto", "approval", "suggest"
+# Used when no threshold row exists for a type.
+DEFAULT_THRESHOLDS = (0.9, 0.5)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where an action goes, under which policy, and why in words."""
+
+    kind: str  # auto, approval or suggest
+    reason: str
+    policy: ApprovalPolicy | None = None
+
+
+def _internal(address: str) -> bool:
+    domain = domain_of(address)
+    return any(domain == d or domain.endswith(f".{d}") for d in settings.INTERNAL_DOMAINS)
+
+
+def _amount(action: Action) -> Decimal | None:
+    try:
+        value = action.params.get("amount")
+        return Decimal(str(value)) if value is not None else None
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _sender_known(email: Email | None) -> bool:
+    if email is None:
+        return True
+    address = email.from_address
+    if TeamMember.objects.filter(user__email__iexact=address).exists():
+        return True
+    # Known: we have had mail from this address before this message.
+    return Email.objects.filter(from_address__iexact=address, received_at__lt=email.received_at).exists()
+
+
+def matches(policy: ApprovalPolicy, action: Action) -> bool:
+    """Whether the policy's condition holds for the action."""
+    condition = policy.condition
+    if condition == Condition.ALWAYS:
+        return True
+    if condition == Condition.EXTERNAL_RECIPIENT:
+        handler = get_handler(action.type)
+        recipients = handler.recipients(action, handler.parse(action))
+        return any(not _internal(address) for address in recipients)
+    if condition == Condition.AMOUNT_ABOVE:
+        amount = _amount(action)
+        return amount is not None and amount > policy.threshold
+    if condition == Condition.CONFIDENCE_BELOW:
+        return action.confidence is not None and Decimal(str(action.confidence)) < policy.threshold
+    if condition == Condition.UNKNOWN_SENDER:
+        return not _sender_known(action.email)
+    return False
+
+
+def _strictest(policies: list[ApprovalPolicy]) -> ApprovalPolicy:
+    # More approvals first, then the higher approver role, then the shorter timeout.
+    return max(
+        policies, key=lambda p: (p.approvals_required, ROLE_RANK.get(p.approver_role, 0), -p.timeout.total_seconds())
+    )
+
+
+def evaluate(action: Action) -> Route:
+    """Where `action` should go. Pure: writes nothing."""
+    policies = ApprovalPolicy.objects.filter(active=True, action_type__in=["", action.type]).select_related(
+        "approver_group"
+    )
+    asking = [policy for policy in policies if policy.requires_approval and matches(policy, action)]
+    threshold = ConfidenceThreshold.objects.filter(action_type=action.type).first()
+    auto, suggest = (threshold.auto, threshold.suggest) if threshold else DEFAULT_THRESHOLDS
+    # A person or a program proposing through the API means it; only the analysis is scored.
+    scored = action.source in (ActionSource.AI, ActionSource.RULE) and action.confidence is not None
+
+    if scored and action.confidence < suggest:
+        return Route(SUGGEST, f"confidence {action.confidence:.2f} is below {suggest:.2f}: a suggestion only")
+    if asking:
+        policy = _strictest(asking)
+        return Route(APPROVAL, f"policy '{policy.name}' asks for approval", policy)
+    if scored and action.confidence < auto:
+        return Route(APPROVAL, f"confidence {action.confidence:.2f} is below {auto:.2f}: a person decides")
+    return Route(
+        AUTO, "no policy asks for approval" + (f" and confidence is {action.confidence:.2f}" if scored else "")
+    )
+
+
+def route_action(action: Action, *, acting_user=None, actor: str = "policy") -> Route:
+    """Apply the route: queue the action, ask for approval, or leave it proposed as a suggestion."""
+    from approvals.decisions import request_approval
+
+    route = evaluate(action)
+    with transaction.atomic():
+        if route.kind == AUTO:
+            queue_action(action, acting_user=acting_user, actor=actor, reason=route.reason)
+        elif route.kind == APPROVAL:
+            transition_action(
+                action, ActionStatus.PENDING_APPROVAL, acting_user=acting_user, actor=actor, reason=route.reason
+            )
+            request_approval(action, route.policy)
+        else:
+            record_audit(
+                "action.suggested",
+                target=action,
+                acting_user=acting_user,
+                actor=actor,
+                details={"reason": route.reason},
+            )
+    return route
