@@ -40,17 +40,20 @@ class DecisionForm(forms.Form):
     comment = forms.CharField(required=False, max_length=COMMENT_MAX_CHARS, widget=forms.Textarea)
 
 
-def private(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Keep the view's responses out of caches and out of Referer headers: the address held a secret."""
+def private(referrer_policy: str):
+    """Keep the view's responses out of caches, and set how much of their address a Referer may carry."""
 
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        response = view(request, *args, **kwargs)
-        add_never_cache_headers(response)
-        response["Referrer-Policy"] = "no-referrer"
-        return response
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            response = view(request, *args, **kwargs)
+            add_never_cache_headers(response)
+            response["Referrer-Policy"] = referrer_policy
+            return response
 
-    return wrapped
+        return wrapped
+
+    return decorate
 
 
 def _problem(request: HttpRequest, title: str, message: str, *, status: int, hint: str = "") -> HttpResponse:
@@ -102,7 +105,8 @@ def _confirmation(
     return render(request, "approvals/decide.html", context, status=status)
 
 
-@private
+# The link's address holds the token: it must never leave in a Referer.
+@private("no-referrer")
 @require_safe
 def link(request: HttpRequest, token: str) -> HttpResponse:
     """Check the emailed token, keep it in the session, and send the browser to the confirmation page."""
@@ -114,7 +118,10 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
     return redirect("approvals:decide")
 
 
-@private
+# No secret in this address, and a form to post: "no-referrer" here would make
+# browsers send "Origin: null" with the POST, which Django's CSRF check refuses.
+# "same-origin" sends nothing to other sites.
+@private("same-origin")
 @require_http_methods(["GET", "HEAD", "POST"])
 def decide(request: HttpRequest) -> HttpResponse:
     """Show the action with Approve and Reject buttons (GET), or record the pressed one (POST)."""

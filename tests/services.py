@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import NoReturn
 
 import pytest
 
@@ -23,7 +24,11 @@ def require_service(name: str, host: str, port: int) -> None:
         with socket.create_connection((host, port), timeout=2):
             return
     except OSError as exc:
-        reason = f"{name} is not reachable at {host}:{port} ({exc.strerror or exc})"
+        missing(f"{name} is not reachable at {host}:{port} ({exc.strerror or exc})")
+
+
+def missing(reason: str) -> NoReturn:
+    """Skip the test because something it needs is missing, or under CI fail it, saying what."""
     if running_in_ci():
         pytest.fail(f"{reason}; CI=true requires it.", pytrace=False)
     pytest.skip(reason)
