@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from actions.executor import queue_action, run_action
 from actions.handlers import ActionFailed, UndoRefused, get_handler
 from actions.handlers.calendar import send_due_reminders
-from actions.handlers.mail import prefixed_subject
+from actions.handlers.outgoing import prefixed_subject
 from actions.models import ActionStatus, Attachment
 from integrations import outbox
 from integrations.errors import IntegrationError
