@@ -66,3 +66,17 @@ def test_it_does_not_print_a_password_that_was_changed(db, capsys, settings, tmp
     out = capsys.readouterr().out
     assert "password changed since" in out
     assert "chosen-by-the-owner" not in out
+
+
+def test_demo_approvers_can_sign_in_with_the_printed_password(db, capsys, settings, tmp_path, client):
+    settings.DATA_DIR = tmp_path
+    call_command("load_demo", admin=True)
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("Team members sign in"))
+    password = line.split("password '")[1].split("'")[0]
+    assert client.login(username="aiko.tanaka@acme.example", password=password)
+    # A password someone chose later is left alone.
+    aiko = get_user_model().objects.get(username="aiko.tanaka@acme.example")
+    aiko.set_password("chosen-later")
+    aiko.save()
+    call_command("load_demo", admin=True)
+    assert client.login(username="aiko.tanaka@acme.example", password="chosen-later")

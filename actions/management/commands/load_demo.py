@@ -29,6 +29,7 @@ class Command(BaseCommand):
         )
         if admin:
             self._ensure_admin()
+            self._ensure_team_password()
 
     def _ensure_admin(self) -> None:
         # The demo password is kept in the data folder (outside git) so that
@@ -49,3 +50,21 @@ class Command(BaseCommand):
             )
             return
         self.stdout.write(self.style.SUCCESS(f"Admin login: user 'admin', password '{password}'"))
+
+    def _ensure_team_password(self) -> None:
+        # Approvers follow emailed links and sign in; demo members share one
+        # password, kept beside the admin's so it can be printed again.
+        password_file = settings.DATA_DIR / "demo_team_password"
+        if not password_file.exists():
+            password_file.write_text(secrets.token_urlsafe(9))
+            password_file.chmod(0o600)
+        password = password_file.read_text()
+        users = get_user_model().objects.filter(team_member__isnull=False)
+        for user in users:
+            if not user.has_usable_password():
+                user.set_password(password)
+                user.save(update_fields=["password"])
+        self.stdout.write(
+            f"Team members sign in to decide approvals with their email address and password '{password}' "
+            "(approval links are printed with the mail on the console)."
+        )
