@@ -20,6 +20,7 @@ from actions.executor import (
 from actions.handlers import UndoRefused, validation_errors
 from actions.models import (
     Action,
+    ActionStatus,
     Attachment,
     AuditEntry,
     DomainSend,
@@ -307,14 +308,18 @@ class ActionAdmin(admin.ModelAdmin):
             lambda action: cancel_action(action, acting_user=request.user, reason="cancelled in the admin"),
         )
 
-    @admin.action(description="Run selected actions (as approved by you)", permissions=["change"])
+    @admin.action(description="Run selected actions (approval asked where a policy says)", permissions=["change"])
     def run_actions(self, request, queryset) -> None:
-        self._apply(
-            request,
-            queryset,
-            "Queued",
-            lambda action: queue_action(action, acting_user=request.user, reason="run from the admin"),
-        )
+        from approvals.routing import route_action
+
+        def run(action: Action) -> None:
+            # A person asking is not an approval: the policies still decide.
+            if action.status == ActionStatus.PROPOSED:
+                route_action(action, acting_user=request.user, actor="")
+            else:
+                queue_action(action, acting_user=request.user, reason="run from the admin")
+
+        self._apply(request, queryset, "Routed", run)
 
     @admin.action(description="Retry selected dead or failed actions", permissions=["change"])
     def retry_actions(self, request, queryset) -> None:

@@ -29,6 +29,7 @@ from actions.models import (
     RunStep,
     StepName,
 )
+from actions.proposals import propose_action
 from actions.transitions import transition_action
 from approvals.models import (
     Approval,
@@ -39,8 +40,10 @@ from approvals.models import (
     Condition,
 )
 from integrations.models import LocalTask, TaskStatus
+from teams.directory import import_directory
 from teams.models import Role, TeamMember
 from tests.conftest import SAMPLE_PARAMS
+from tests.team_data import TEAM
 
 MAILROOM_MODELS = [
     Email,
@@ -632,3 +635,14 @@ def test_adding_an_action_with_parameters_its_type_refuses_names_the_field(clien
     assert any(error.startswith("title:") for error in errors)
     assert any(error.startswith("titel:") for error in errors)
     assert not Action.objects.exists()
+
+
+def test_running_a_proposed_action_from_the_admin_still_asks_its_policy(client, alice, make_email):
+    import_directory({"members": TEAM})
+    forward = propose_action("forward_email", email=make_email(), params={"to": ["x@outside.example"]})
+    task = propose_action("create_task", email=make_email(), params={"title": "Call back"})
+    client.force_login(alice)
+    client.post(_url(Action, "changelist"), {"action": "run_actions", "_selected_action": [forward.pk, task.pk]})
+    assert Action.objects.get(pk=task.pk).status == ActionStatus.QUEUED
+    # Forwarding outside the company needs a lead, whoever clicked.
+    assert Action.objects.get(pk=forward.pk).status == ActionStatus.PENDING_APPROVAL
