@@ -30,8 +30,9 @@ def _secret_key() -> str:
         return key
     if not DEBUG:
         raise ImproperlyConfigured(
-            "SECRET_KEY is not set and DEBUG is off. Set SECRET_KEY (or SECRET_KEY_FILE) to a long "
-            "random value, e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+            "SECRET_KEY is not set and DEBUG is off. In production, set SECRET_KEY (or SECRET_KEY_FILE) to a "
+            "long random value, e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(50))'. "
+            "For development on your own machine, set DEBUG=true instead (./scripts/start does)."
         )
     # Development only: generate a key once and keep it in the data folder, so
     # sessions and signed links survive restarts without a key in the repository.
