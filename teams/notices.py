@@ -18,7 +18,6 @@ from django.core.mail import EmailMultiAlternatives
 from django.core.validators import validate_email
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.html import strip_tags
 from django.utils.text import Truncator
 
 from actions.models import Priority
@@ -44,6 +43,11 @@ def one_line(value: object) -> str:
     # splitlines() also breaks on \v, \f, \x1c-\x1e, \x85, \u2028 and \u2029, not only CR and LF.
     text = " ".join(str(value).splitlines())
     return " ".join(_CONTROL_CHARS.sub(" ", text).split())
+
+
+def quoted(text: str) -> str:
+    """Return text with every line marked "> ", as mail quotes what someone else wrote."""
+    return "\n".join(f"> {line}".rstrip() for line in text.strip().splitlines())
 
 
 def build_delegation_notice(
@@ -134,14 +138,14 @@ def _action_facts(action: Action) -> dict[str, Any]:
         "excerpt_quoted": "",
     }
     if email is not None:
-        excerpt = _excerpt(email.text_body or strip_tags(email.html_body))
+        excerpt = _excerpt(email.plain_text)
         facts.update(
             email_subject=email.subject.strip() or "(no subject)",
             email_sender=email.sender,
             email_received_at=email.received_at,
             excerpt=excerpt,
             # Quoted in the text body, so the sender's words cannot pass for the notice's own.
-            excerpt_quoted="\n".join(f"> {line}".rstrip() for line in excerpt.splitlines()),
+            excerpt_quoted=quoted(excerpt),
         )
     return facts
 
@@ -185,14 +189,21 @@ def _build_message(
 ) -> EmailMultiAlternatives:
     """Render the notice's text and HTML templates into one message to the given members."""
     addresses = [_address(member) for member in recipients]
+    return render_message(template, context, subject=subject, to=addresses[:1], cc=addresses[1:])
+
+
+def render_message(
+    template: str, context: dict[str, Any], *, subject: str, to: list[str], cc: list[str] | None = None
+) -> EmailMultiAlternatives:
+    """Render templates/email/<template>.txt and .html into one automatic message from Mailroom."""
     context = {**context, "subject": subject}
     message = EmailMultiAlternatives(
         subject=subject,
         # Template tags leave blank lines at the ends; the body ends in exactly one newline.
         body=render_to_string(f"email/{template}.txt", context).strip() + "\n",
         from_email=settings.DEFAULT_FROM_EMAIL,
-        to=addresses[:1],
-        cc=addresses[1:],
+        to=to,
+        cc=cc or [],
         headers=dict(AUTOMATIC_HEADERS),
     )
     message.attach_alternative(render_to_string(f"email/{template}.html", context), "text/html")

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
-from actions.models import Action
+from actions.models import Action, Email
 
 
 class Params(BaseModel):
@@ -23,12 +25,39 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+def is_address(value: str) -> bool:
+    """Whether `value` is one valid email address."""
+    try:
+        validate_email(value)
+    except ValidationError:
+        return False
+    return True
+
+
+def _valid_address(value: str) -> str:
+    if not is_address(value):
+        raise ValueError(f"'{value}' is not an email address")
+    return value
+
+
+# An email address parameter, for every handler's schema.
+Address = Annotated[str, AfterValidator(_valid_address)]
+
+
 class ActionFailed(Exception):
     """The handler cannot do the action. Permanent unless said otherwise."""
 
     def __init__(self, message: str, *, permanent: bool = True) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+def email_of(action: Action, doing: str = "act on", *, for_update: bool = False) -> Email:
+    """The email the action is about; ActionFailed (permanent) when it has none."""
+    if action.email_id is None:
+        raise ActionFailed(f"{action.get_type_display()} needs an email to {doing}, and action {action.pk} has none.")
+    emails = Email.objects.select_for_update() if for_update else Email.objects
+    return emails.get(pk=action.email_id)
 
 
 class UndoRefused(Exception):

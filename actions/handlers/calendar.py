@@ -20,7 +20,8 @@ from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, mode
 
 from actions import guards
 from actions.handlers import ActionFailed, Handler, Outcome, Params, UndoRefused, register
-from actions.handlers.outgoing import SUBJECT_CHARS, Address, Addresses, Hours, RequiredText, mailbox_address, send
+from actions.handlers.base import Address
+from actions.handlers.outgoing import SUBJECT_CHARS, Addresses, Hours, RequiredText, mailbox_address, send
 from actions.models import Action
 from integrations import calendar, outbox
 from integrations.errors import IntegrationError

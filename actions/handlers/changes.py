@@ -18,18 +18,10 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 
 from actions.audit import record_audit
-from actions.handlers.base import ActionFailed, UndoRefused
-from actions.models import Action, AuditEntry, Email
+from actions.handlers.base import UndoRefused
+from actions.models import Action, AuditEntry
 from integrations import outbox
 from integrations.models import OutboxMessage
-
-
-def email_of(action: Action, *, for_update: bool = False) -> Email:
-    """The email the action is about; ActionFailed (permanent) when it has none."""
-    if action.email_id is None:
-        raise ActionFailed(f"{action.get_type_display()} needs an email, and action {action.pk} has none.")
-    emails = Email.objects.select_for_update() if for_update else Email.objects
-    return emails.get(pk=action.email_id)
 
 
 def iso(value: datetime | None) -> str | None:

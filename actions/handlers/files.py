@@ -19,8 +19,7 @@ from django.utils.text import get_valid_filename
 from pydantic import AfterValidator, Field
 
 from actions.handlers import register
-from actions.handlers.base import ActionFailed, Handler, Outcome, Params, UndoRefused
-from actions.handlers.changes import email_of
+from actions.handlers.base import ActionFailed, Handler, Outcome, Params, UndoRefused, email_of
 from actions.models import Action, ActionType, Attachment, Email
 from integrations.files import FileConflict, FileStore, StoredFile
 

@@ -17,26 +17,24 @@ from django.db.models import Q
 from pydantic import AfterValidator, AwareDatetime, Field, model_validator
 
 from actions.handlers import ActionFailed, Handler, Outcome, Params, register
+from actions.handlers.base import email_of
 from actions.handlers.outgoing import (
     DEFAULT_FOLLOW_UP_HOURS,
     SUBJECT_CHARS,
     Addresses,
     Hours,
     RequiredText,
-    email_required,
     mailbox_address,
     prefixed_subject,
-    quoted,
     reply,
     reply_addresses,
     send,
     sent_result,
-    text_of,
 )
 from actions.models import Action, Email
 from integrations import outbox
 from integrations.models import OutboxMessage
-from teams.notices import one_line
+from teams.notices import one_line, quoted
 
 
 class ReplyParams(Params):
@@ -80,7 +78,7 @@ class ForwardEmail(Handler):
         return list(params.to)
 
     def execute(self, action: Action, params: ForwardParams) -> Outcome:
-        email = email_required(action, "forward")
+        email = email_of(action, "forward")
         attached, missing = _attachments(email) if params.include_attachments else ([], [])
         message = send(
             action,
@@ -106,7 +104,7 @@ def _forwarded_body(email: Email, note: str) -> str:
     ]
     if email.cc:
         block.append(f"Cc: {one_line(', '.join(map(str, email.cc)))}")
-    parts = [note.strip(), "\n".join(block), text_of(email).strip()]
+    parts = [note.strip(), "\n".join(block), email.plain_text.strip()]
     return "\n\n".join(part for part in parts if part) + "\n"
 
 
@@ -217,7 +215,7 @@ class FollowUp(Handler):
         return [address] if (address := mailbox_address(action.email)) else []
 
     def execute(self, action: Action, params: FollowUpParams) -> Outcome:
-        email = email_required(action, "follow up on")
+        email = email_of(action, "follow up on")
         purpose = "follow_up" if params.draft else "follow_up_reminder"
         # A redelivery after the send must finish it, not skip because the answer came since.
         stored = OutboxMessage.objects.filter(message_id=outbox.message_id_for(action.pk, purpose)).exists()
@@ -262,5 +260,5 @@ def _unanswered_text(email: Email) -> str:
         f"Received: {format_datetime(email.received_at)}",
         f"Subject: {one_line(email.subject) or '(no subject)'}",
     ]
-    excerpt = quoted(text_of(email)[:1000])
+    excerpt = quoted(email.plain_text[:1000])
     return "\n".join(lines) + ("\n\n" + excerpt if excerpt else "") + "\n"

@@ -13,8 +13,8 @@ from django.utils import timezone
 from pydantic import Field
 
 from actions.handlers import register
-from actions.handlers.base import ActionFailed, Handler, Outcome, Params, UndoRefused
-from actions.handlers.changes import change_once, deliver_notice, email_of, iso, moment, recorded, store_notice
+from actions.handlers.base import ActionFailed, Handler, Outcome, Params, UndoRefused, email_of
+from actions.handlers.changes import change_once, deliver_notice, iso, moment, recorded, store_notice
 from actions.models import Action, ActionType, Email, Priority
 from teams.hierarchy import escalation_chain
 from teams.models import TeamMember

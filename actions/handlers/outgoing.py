@@ -11,12 +11,9 @@ import re
 from email.policy import default as default_policy
 from typing import Annotated, Any
 
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
-from django.utils.html import strip_tags
 from pydantic import AfterValidator, Field
 
-from actions.handlers import ActionFailed
+from actions.handlers.base import ActionFailed, Address, email_of, is_address
 from actions.models import Action, Email
 from integrations import outbox
 from integrations.errors import IntegrationError
@@ -40,12 +37,6 @@ _FORWARD_PREFIX = re.compile(r"^\s*fwd?\s*:", re.IGNORECASE)
 # --- Parameter types (calendar.py uses them too) --------------------------------------
 
 
-def _valid_address(value: str) -> str:
-    if not _is_address(value):
-        raise ValueError(f"{value!r} is not a valid email address")
-    return value
-
-
 def _distinct(addresses: list[str]) -> list[str]:
     """Each address once, compared without case, in the order given."""
     first: dict[str, str] = {}
@@ -60,7 +51,6 @@ def _not_blank(value: str) -> str:
     return value
 
 
-Address = Annotated[str, AfterValidator(_valid_address)]
 Addresses = Annotated[list[Address], Field(max_length=MAX_RECIPIENTS), AfterValidator(_distinct)]
 RequiredText = Annotated[str, AfterValidator(_not_blank)]
 Hours = Annotated[float, Field(gt=0, le=MAX_HOURS, strict=True, allow_inf_nan=False)]
@@ -103,37 +93,15 @@ def reply_addresses(email: Email) -> list[str]:
     for pair in email.headers:
         if isinstance(pair, list | tuple) and len(pair) == 2 and str(pair[0]).lower() == "reply-to":
             header = default_policy.header_factory("Reply-To", one_line(pair[1]))
-            addresses = [a.addr_spec for a in header.addresses if _is_address(a.addr_spec)]
+            addresses = [a.addr_spec for a in header.addresses if is_address(a.addr_spec)]
             if addresses:
                 return _distinct(addresses)
-    return [email.from_address] if _is_address(email.from_address) else []
+    return [email.from_address] if is_address(email.from_address) else []
 
 
 def mailbox_address(email: Email) -> str | None:
     """The mailbox the email arrived in, when it is named by an address."""
-    return email.mailbox if _is_address(email.mailbox) else None
-
-
-def _is_address(value: str) -> bool:
-    try:
-        validate_email(value)
-    except ValidationError:
-        return False
-    return True
-
-
-def email_required(action: Action, doing: str) -> Email:
-    if action.email is None:
-        raise ActionFailed(f"{action.get_type_display()} needs an email to {doing}.")
-    return action.email
-
-
-def quoted(text: str) -> str:
-    return "\n".join(f"> {line}".rstrip() for line in text.strip().splitlines())
-
-
-def text_of(email: Email) -> str:
-    return email.text_body or strip_tags(email.html_body)
+    return email.mailbox if is_address(email.mailbox) else None
 
 
 # --- Sending -------------------------------------------------------------------------------
@@ -197,7 +165,7 @@ def reply(
     action: Action, purpose: str, *, body: str, html_body: str = "", cc: list[str] | None = None
 ) -> dict[str, Any]:
     """Send `body` as a reply in the thread of the action's email; return the result to record."""
-    email = email_required(action, "reply to")
+    email = email_of(action, "reply to")
     to = reply_addresses(email)
     if not to:
         raise ActionFailed(f"The email from {one_line(email.sender)!r} has no address to reply to.")

@@ -11,15 +11,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any, Literal
 
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.utils import timezone
 from django.utils.text import Truncator
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, model_validator
+from pydantic import AwareDatetime, BeforeValidator, Field, model_validator
 
 from actions.handlers import register
-from actions.handlers.base import ActionFailed, Handler, Outcome, Params, UndoRefused
-from actions.handlers.changes import change_once, deliver_notice, email_of, iso, moment, recorded, store_notice
+from actions.handlers.base import ActionFailed, Address, Handler, Outcome, Params, UndoRefused, email_of
+from actions.handlers.changes import change_once, deliver_notice, iso, moment, recorded, store_notice
 from actions.models import Action, ActionType, Email, EmailStatus
 from integrations.models import TaskStatus
 from integrations.tasks import Task, TaskBackend, TaskNotFound, task_backend
@@ -33,14 +31,6 @@ TITLE_CHARS = 300
 # --- Parameter types ------------------------------------------------------------
 
 
-def _valid_address(value: str) -> str:
-    try:
-        validate_email(value)
-    except ValidationError:
-        raise ValueError(f"'{value}' is not an email address") from None
-    return value
-
-
 def _skills_by_level(value: Any) -> Any:
     # Need.from_params reads both shapes; a list means any level will do.
     if isinstance(value, list) and all(isinstance(name, str) for name in value):
@@ -50,7 +40,8 @@ def _skills_by_level(value: Any) -> Any:
     raise ValueError("must be a list of skill names or an object of skill name to level 1-5")
 
 
-Address = Annotated[str, Field(max_length=254), AfterValidator(_valid_address)]
+# A team member's address: a user's email, at most 254 characters.
+MemberAddress = Annotated[Address, Field(max_length=254)]
 TaskId = Annotated[int, Field(strict=True, gt=0)]
 Skills = Annotated[
     dict[Annotated[str, Field(min_length=1, max_length=64)], Annotated[int, Field(strict=True, ge=1, le=5)]],
@@ -97,7 +88,7 @@ class CreateTaskParams(Params):
     description: str = Field("", max_length=10_000)
     skills: Skills | None = None
     due_at: AwareDatetime | None = None
-    assignee: Address | None = None
+    assignee: MemberAddress | None = None
 
 
 @register
@@ -156,7 +147,7 @@ class CreateTask(Handler):
 class DelegateTaskParams(Params):
     skills: Skills | None = None
     note: str = Field("", max_length=2000)
-    to: Address | None = None
+    to: MemberAddress | None = None
     task_id: TaskId | None = None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.utils import timezone
+from django.utils.html import strip_tags
 
 from actions.models.action import Priority
 
@@ -71,6 +72,11 @@ class Email(models.Model):
     @property
     def sender(self) -> str:
         return f"{self.from_name} <{self.from_address}>" if self.from_name else self.from_address
+
+    @property
+    def plain_text(self) -> str:
+        """The body as plain text: the text part, or the HTML part without its tags."""
+        return self.text_body or strip_tags(self.html_body)
 
 
 def _attachment_path(attachment: Attachment, filename: str) -> str:
