@@ -32,8 +32,10 @@ def domain_of(address: str) -> str:
     return address.rpartition("@")[2].strip().lower().rstrip(">")
 
 
-def _allowed(domain: str, allowed: list[str]) -> bool:
-    return "*" in allowed or any(domain == d or domain.endswith(f".{d}") for d in allowed)
+def in_domains(address: str, domains: list[str]) -> bool:
+    """Whether the address is at one of the domains or a subdomain of one; "*" matches every domain."""
+    domain = domain_of(address)
+    return "*" in domains or any(domain == d or domain.endswith(f".{d}") for d in domains)
 
 
 def check_recipients(action: Action, recipients: list[str]) -> Refusal | None:
@@ -41,7 +43,7 @@ def check_recipients(action: Action, recipients: list[str]) -> Refusal | None:
     sender = action.email.from_address.lower() if action.email_id else ""
     allowed = settings.INTERNAL_DOMAINS + settings.ALLOWED_RECIPIENT_DOMAINS
     refused = sorted(
-        {address for address in recipients if address.lower() != sender and not _allowed(domain_of(address), allowed)}
+        {address for address in recipients if address.lower() != sender and not in_domains(address, allowed)}
     )
     if refused:
         return Refusal(f"recipients outside the allowed domains: {', '.join(refused)}")

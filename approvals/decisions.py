@@ -16,7 +16,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.exceptions import PermissionDenied
-from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -34,10 +33,12 @@ from approvals.models import (
     ApprovalStatus,
     ApprovalVote,
     Decision,
+    OnTimeout,
 )
 from integrations import outbox
 from teams.hierarchy import find_approvers
-from teams.models import ROLE_RANK, Role
+from teams.models import Role, role_above
+from teams.notices import build_escalation_notice, render_message
 
 PERMISSION = "approvals.decide_approval"
 LINK_SALT = "mailroom.approval-link"
@@ -150,14 +151,7 @@ def _send(template: str, approval: Approval, *, to: str, purpose: str, extra: di
         return
     context = {"approval": approval, "action": approval.action, "email": approval.action.email, **extra}
     subject = " ".join(render_to_string(f"email/{template}_subject.txt", context).split())
-    message = EmailMultiAlternatives(
-        subject=subject,
-        body=render_to_string(f"email/{template}.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[to],
-        headers={"Auto-Submitted": "auto-generated"},
-    )
-    message.attach_alternative(render_to_string(f"email/{template}.html", context), "text/html")
+    message = render_message(template, context, subject=subject, to=[to])
     stored = outbox.store_email(message, message_id=outbox.message_id_for(approval.action_id, purpose), action=None)
     outbox.deliver_soon(stored)
 
@@ -233,21 +227,12 @@ def _notify_requester(approval: Approval, status: str, *, decided_by: str) -> No
 # --- Timeouts -----------------------------------------------------------------------------
 
 
-def _next_role_up(role: str) -> str | None:
-    rank = ROLE_RANK.get(role or Role.LEAD, 0)
-    above = [name for name, r in sorted(ROLE_RANK.items(), key=lambda item: item[1]) if r > rank]
-    return above[0] if above else None
-
-
 def time_out(approval: Approval, now: datetime) -> str:
     """Settle one approval past its deadline, as its policy says: escalate up the chain, or reject.
 
     Escalation goes one role up each time and stops at the top, where the
-    approval is rejected: it never loops.
+    approval expires: it never loops.
     """
-    from approvals.models import OnTimeout
-    from teams.notices import build_escalation_notice
-
     with transaction.atomic():
         claimed = Approval.objects.filter(pk=approval.pk, status=ApprovalStatus.PENDING).update(
             status=ApprovalStatus.ESCALATED, decided_at=now
@@ -257,7 +242,9 @@ def time_out(approval: Approval, now: datetime) -> str:
         action = Action.objects.get(pk=approval.action_id)
         policy = approval.policy
         escalate = policy is None or policy.on_timeout == OnTimeout.ESCALATE
-        next_role = _next_role_up(approval.approver_role) if escalate and not approval.approver_group_id else None
+        next_role = (
+            role_above(approval.approver_role or Role.LEAD) if escalate and not approval.approver_group_id else None
+        )
         approvers = find_approvers(next_role) if next_role else []
         if next_role and approvers and action.status == ActionStatus.PENDING_APPROVAL:
             new = request_approval(action, policy, level=approval.level + 1, escalated_from=approval, role=next_role)

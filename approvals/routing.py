@@ -15,7 +15,7 @@ from django.db import transaction
 
 from actions.audit import record_audit
 from actions.executor import queue_action
-from actions.guards import domain_of
+from actions.guards import in_domains
 from actions.handlers import get_handler
 from actions.models import Action, ActionSource, ActionStatus, Email
 from actions.transitions import transition_action
@@ -34,11 +34,6 @@ class Route:
     kind: str  # auto, approval or suggest
     reason: str
     policy: ApprovalPolicy | None = None
-
-
-def _internal(address: str) -> bool:
-    domain = domain_of(address)
-    return any(domain == d or domain.endswith(f".{d}") for d in settings.INTERNAL_DOMAINS)
 
 
 def _amount(action: Action) -> Decimal | None:
@@ -67,7 +62,7 @@ def matches(policy: ApprovalPolicy, action: Action) -> bool:
     if condition == Condition.EXTERNAL_RECIPIENT:
         handler = get_handler(action.type)
         recipients = handler.recipients(action, handler.parse(action))
-        return any(not _internal(address) for address in recipients)
+        return any(not in_domains(address, settings.INTERNAL_DOMAINS) for address in recipients)
     if condition == Condition.AMOUNT_ABOVE:
         amount = _amount(action)
         return amount is not None and amount > policy.threshold

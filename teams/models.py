@@ -21,6 +21,12 @@ class Role(models.TextChoices):
 ROLE_RANK = {role: rank for rank, role in enumerate(Role.values, start=1)}
 
 
+def role_above(role: str) -> str | None:
+    """The next role up the hierarchy, or None at the top."""
+    index = Role.values.index(role)
+    return Role.values[index + 1] if index + 1 < len(Role.values) else None
+
+
 class Availability(models.TextChoices):
     AVAILABLE = "available", "Available"
     BUSY = "busy", "Busy"
