@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from actions import guards
 from actions.audit import record_audit
-from actions.handlers import ActionFailed, UndoRefused, get_handler
+from actions.handlers import ActionFailed, UndoRefused, field_errors, get_handler
 from actions.models import Action, ActionStatus, ExecutionSwitch, Priority
 from actions.transitions import TransitionError, transition_action
 from integrations import circuit
@@ -127,7 +127,7 @@ def run_action(action_id: int) -> str:
         # before a schema changed) is refused here for good, naming the field.
         params = handler.parse(action)
     except ValidationError as exc:
-        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        fields = "; ".join(f"{name}: {why}" for name, why in field_errors(exc))
         return _failed(action, f"Invalid parameters: {fields}", permanent=True)
     refusal = guards.check(action, handler, params)
     if refusal is not None:

@@ -16,6 +16,7 @@ The rules, in the order they apply (README, "How assignment decides"):
 
 from __future__ import annotations
 
+import dataclasses
 import zoneinfo
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -80,7 +81,7 @@ def need_for_action(action: Action) -> Need:
     """The need an action expresses: skills from its parameters, its priority, its scheduled time."""
     exclude = frozenset({action.assignee_id}) if action.type == "delegate_task" and action.assignee_id else frozenset()
     need = Need.from_params(action.params, priority=action.priority, at=action.scheduled_for)
-    return Need(skills=need.skills, priority=need.priority, at=need.at, exclude=exclude)
+    return dataclasses.replace(need, exclude=exclude)
 
 
 def _level(value) -> int:
@@ -257,11 +258,13 @@ def suggest_assignees(need: Need, *, members: QuerySet[TeamMember] | None = None
 
 def choose_assignee(need: Need, *, members: QuerySet[TeamMember] | None = None) -> Assignment:
     """Pick one member for `need`, or say clearly why nobody fits. Never raises for want of a member."""
+    # One moment for the ranking and the fallback alike.
+    at = need.at or timezone.now()
+    need = dataclasses.replace(need, at=at)
     ranking = suggest_assignees(need, members=members)
     if ranking and ranking[0].eligible:
         best = ranking[0]
         return Assignment(best.member, "matched", f"{best.member}: {'; '.join(best.reasons)}", ranking)
-    at = need.at or timezone.now()
     leads = [
         c
         for c in ranking

@@ -38,8 +38,13 @@ def validation_errors(action_type: str, params: Any) -> list[tuple[str, str]]:
     try:
         get_handler(action_type).params.model_validate(params)
     except ValidationError as exc:
-        return [(".".join(str(part) for part in error["loc"]) or "params", error["msg"]) for error in exc.errors()]
+        return field_errors(exc)
     return []
+
+
+def field_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    """A schema's refusal as (field, why) pairs."""
+    return [(".".join(str(part) for part in error["loc"]) or "params", error["msg"]) for error in exc.errors()]
 
 
 def _load() -> None:
@@ -55,6 +60,7 @@ __all__ = [
     "Params",
     "UndoRefused",
     "all_handlers",
+    "field_errors",
     "get_handler",
     "register",
     "validation_errors",
