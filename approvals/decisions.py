@@ -45,7 +45,14 @@ LINK_SALT = "mailroom.approval-link"
 
 
 class DecisionRefused(Exception):
-    """The decision was not recorded; the message says why (already decided, too late...)."""
+    """The decision was not recorded; the message says why (already decided, too late...).
+
+    `forged` marks a link that was never ours, as against one that was good once.
+    """
+
+    def __init__(self, message: str, *, forged: bool = False) -> None:
+        super().__init__(message)
+        self.forged = forged
 
 
 # --- Links ---------------------------------------------------------------------------
@@ -64,7 +71,7 @@ def read_link_token(token: str) -> tuple[Approval, object]:
     except signing.SignatureExpired:
         raise DecisionRefused("This approval link has expired.") from None
     except signing.BadSignature:
-        raise DecisionRefused("This approval link is not valid.") from None
+        raise DecisionRefused("This approval link is not valid.", forged=True) from None
     approval = Approval.objects.select_related("action", "action__email").filter(pk=data.get("a")).first()
     user = get_user_model().objects.filter(pk=data.get("u"), is_active=True).first()
     if approval is None or user is None:

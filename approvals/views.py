@@ -15,7 +15,6 @@ from functools import wraps
 from django import forms
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -62,12 +61,9 @@ def _problem(request: HttpRequest, title: str, message: str, *, status: int, hin
 
 
 def _link_refused(request: HttpRequest, refusal: DecisionRefused) -> HttpResponse:
-    # read_link_token raises from the signing error. A signature that never
-    # was ours is a bad request; a link that was good once (expired, for an
-    # approval since escalated or gone) is gone.
-    cause = refusal.__context__
-    forged = isinstance(cause, signing.BadSignature) and not isinstance(cause, signing.SignatureExpired)
-    if forged:
+    # A signature that never was ours is a bad request; a link that was good
+    # once (expired, for an approval since escalated or gone) is gone.
+    if refusal.forged:
         return _problem(
             request,
             "This link does not work",
