@@ -68,7 +68,7 @@ def build_delegation_notice(
     """
     heading = "Delegation taken back" if undo else "Delegated to you"
     context = {
-        **_action_facts(action),
+        **action_facts(action),
         "assignee": str(assignee),
         "delegated_by": one_line(delegated_by) or AUTOMATIC_ACTOR,
         "note": note.strip() or action.rationale.strip(),
@@ -106,7 +106,7 @@ def build_escalation_notice(
         raise ValueError("An escalation notice needs at least one recipient.")
     heading = f"De-escalated from level {level}" if undo else f"Escalated to level {level}"
     context = {
-        **_action_facts(action),
+        **action_facts(action),
         "level": level,
         "reason": reason.strip(),
         "escalated_from": str(escalated_from) if escalated_from else "",
@@ -123,7 +123,7 @@ def build_escalation_notice(
     )
 
 
-def _action_facts(action: Action) -> dict[str, Any]:
+def action_facts(action: Action) -> dict[str, Any]:
     """Return what both notices say about the action and the email it came from."""
     email = action.email
     facts: dict[str, Any] = {

@@ -8,7 +8,7 @@ from typing import Any
 from django import template
 
 from approvals.models import Approval
-from teams.notices import _action_facts
+from teams.notices import action_facts
 
 register = template.Library()
 
@@ -63,7 +63,7 @@ def person(user) -> str:
 def approval_details(approval: Approval) -> dict[str, Any]:
     """Everything a person deciding (or told about) the approval should see, as plain values."""
     action = approval.action
-    facts = _action_facts(action)
+    facts = action_facts(action)
     confidence = ""
     if action.confidence is not None:
         confidence = f"{action.confidence:.0%} ({action.get_source_display()})"
