@@ -269,11 +269,17 @@ def deliver_orphans(now=None) -> int:
         if message.attempts >= _ORPHAN_ATTEMPTS:
             OutboxMessage.objects.filter(pk=message.pk, status=OutboxStatus.PENDING).update(status=OutboxStatus.FAILED)
             continue
-        try:
-            sent += deliver(message)
-        except IntegrationError as exc:
-            logger.warning("Outbox message %s not sent yet: %s", message.pk, exc)
+        sent += _deliver_or_wait(message)
     return sent
+
+
+def _deliver_or_wait(message: OutboxMessage) -> bool:
+    """Deliver, or leave the message pending for the sweeper's next pass when the mail server fails."""
+    try:
+        return deliver(message)
+    except IntegrationError as exc:
+        logger.warning("Outbox message %s not sent yet, the sweeper will retry: %s", message.pk, exc)
+        return False
 
 
 def release(message: OutboxMessage) -> bool:
@@ -294,10 +300,4 @@ def deliver_soon(message: OutboxMessage) -> None:
 def deliver_pending(message_pk: int) -> bool:
     """The worker's task for deliver_soon: send the message if it is still pending."""
     message = OutboxMessage.objects.filter(pk=message_pk, status=OutboxStatus.PENDING).first()
-    if message is None:
-        return False
-    try:
-        return deliver(message)
-    except IntegrationError as exc:
-        logger.warning("Outbox message %s not sent yet, the sweeper will retry: %s", message_pk, exc)
-        return False
+    return message is not None and _deliver_or_wait(message)
