@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from actions import guards
 from actions.audit import record_audit
 from actions.handlers import ActionFailed, UndoRefused, field_errors, get_handler
-from actions.models import Action, ActionStatus, ExecutionSwitch, Priority
+from actions.models import Action, ActionStatus, ExecutionSwitch, Priority, ProcessingRun, RunStatus
 from actions.transitions import TransitionError, transition_action
 from integrations import circuit
 from integrations.errors import IntegrationError
@@ -99,6 +99,8 @@ def run_action(action_id: int) -> str:
     action = Action.objects.filter(pk=action_id).first()
     if action is None or action.status != S.QUEUED:
         return "not queued"
+    if action.run_id and ProcessingRun.objects.filter(pk=action.run_id, status=RunStatus.PAUSED).exists():
+        return "run paused"  # It stays queued; resuming the run enqueues it again.
     now = timezone.now()
     if action.next_attempt_at and action.next_attempt_at > now:
         return "not due"
@@ -311,7 +313,11 @@ def resume_execution(*, acting_user=None, actor: str = "", reason: str = "") -> 
 
 def enqueue_due(now: datetime, *, only_unsent_before: datetime | None = None) -> int:
     """Enqueue queued actions that are due, most urgent first; return how many."""
-    due = Action.objects.filter(status=S.QUEUED).exclude(next_attempt_at__gt=now)
+    due = (
+        Action.objects.filter(status=S.QUEUED)
+        .exclude(next_attempt_at__gt=now)
+        .exclude(run__status=RunStatus.PAUSED)
+    )
     if only_unsent_before is not None:
         # Not enqueued yet, enqueued before it was due, or long enough ago to be lost.
         due = due.filter(

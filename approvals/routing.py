@@ -8,16 +8,19 @@ approval always wins over a high confidence.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from actions.audit import record_audit
 from actions.executor import queue_action
 from actions.guards import in_domains
 from actions.handlers import get_handler
-from actions.models import Action, ActionSource, ActionStatus, Email
+from actions.handlers.outgoing import reply_addresses
+from actions.models import Action, ActionSource, ActionStatus, ActionType, Email
 from actions.transitions import transition_action
 from approvals.models import ApprovalPolicy, Condition, ConfidenceThreshold
 from teams.models import ROLE_RANK, TeamMember
@@ -25,6 +28,9 @@ from teams.models import ROLE_RANK, TeamMember
 AUTO, APPROVAL, SUGGEST = "auto", "approval", "suggest"
 # Used when no threshold row exists for a type.
 DEFAULT_THRESHOLDS = (0.9, 0.5)
+# Types that answer the sender of the email.
+ANSWERS = frozenset({ActionType.SEND_REPLY, ActionType.APPROVE_REQUEST, ActionType.FOLLOW_UP})
+ANALYSED = (ActionSource.AI, ActionSource.RULE)
 
 
 @dataclass(frozen=True)
@@ -80,8 +86,67 @@ def _strictest(policies: list[ApprovalPolicy]) -> ApprovalPolicy:
     )
 
 
+def _outside_recipients(action: Action) -> list[str]:
+    """Recipients beyond the sender's own reply addresses and the internal and allowed domains."""
+    handler = get_handler(action.type)
+    own = {a.lower() for a in reply_addresses(action.email)} if action.email else set()
+    trusted = [*settings.INTERNAL_DOMAINS, *settings.ALLOWED_RECIPIENT_DOMAINS]
+    return [
+        address
+        for address in handler.recipients(action, handler.parse(action))
+        if address.lower() not in own and not in_domains(address, trusted)
+    ]
+
+
+def _answered_automatically_since(action: Action, since) -> bool:
+    """Whether the sender already had an automatic answer (one no person approved) since `since`."""
+    return (
+        Action.objects.filter(
+            type__in=ANSWERS,
+            source__in=ANALYSED,
+            email__from_address__iexact=action.email.from_address,
+            status__in=[ActionStatus.QUEUED, ActionStatus.RUNNING, ActionStatus.SUCCEEDED],
+            created_at__gte=since,
+            approvals__isnull=True,
+        )
+        .exclude(pk=action.pk)
+        .exists()
+    )
+
+
+def _limits_on_analysis(action: Action) -> Route | None:
+    """What the analysis may never do alone, whatever the policies say: its input is a stranger's email."""
+    email = action.email
+    if email is not None and action.type in ANSWERS:
+        if email.automated:
+            return Route(
+                SUGGEST,
+                f"the email is automated mail ({email.get_automated_display().lower()}) and is never answered "
+                "automatically (RFC 3834)",
+            )
+        period = timedelta(hours=settings.AUTO_REPLY_PERIOD_HOURS)
+        if action.type == ActionType.SEND_REPLY and _answered_automatically_since(action, timezone.now() - period):
+            return Route(
+                SUGGEST, f"{email.from_address} already had an automatic answer in the last {period} (RFC 3834)"
+            )
+    if action.type == ActionType.APPROVE_REQUEST:
+        return Route(APPROVAL, "answering an approval request on someone's behalf always needs a person")
+    outside = _outside_recipients(action)
+    if outside:
+        return Route(
+            APPROVAL, f"recipients taken from the email ({', '.join(outside)}) are outside the allowed domains"
+        )
+    return None
+
+
 def evaluate(action: Action) -> Route:
     """Where `action` should go. Pure: writes nothing."""
+    if action.source in ANALYSED:
+        limited = _limits_on_analysis(action)
+        if limited is not None and limited.kind == SUGGEST:
+            return limited
+    else:
+        limited = None
     policies = ApprovalPolicy.objects.filter(active=True, action_type__in=["", action.type]).select_related(
         "approver_group"
     )
@@ -96,6 +161,8 @@ def evaluate(action: Action) -> Route:
     if asking:
         policy = _strictest(asking)
         return Route(APPROVAL, f"policy '{policy.name}' asks for approval", policy)
+    if limited is not None:
+        return limited
     if scored and action.confidence < auto:
         return Route(APPROVAL, f"confidence {action.confidence:.2f} is below {auto:.2f}: a person decides")
     return Route(

@@ -10,6 +10,7 @@ mounted as files.
 from __future__ import annotations
 
 import os
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -74,3 +75,15 @@ def env_counts(name: str) -> dict[str, int]:
             raise ImproperlyConfigured(f"{name}: {item!r} is not name=number (e.g. send_reply=8).")
         counts[key.strip()] = int(value)
     return counts
+
+
+def env_decimal(name: str, default: str = "0") -> Decimal:
+    """Return a non-negative decimal number (prices, for instance)."""
+    raw = env_str(name) or default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from None
+    if not value.is_finite() or value < 0:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be a number of 0 or more.")
+    return value

@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_counts, env_int, env_list, env_str
+from config.env import env_bool, env_counts, env_decimal, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Everything the running app writes (SQLite file, development key, uploads)
@@ -231,9 +231,47 @@ if EMAIL_USE_TLS and EMAIL_USE_SSL:
 
 # --- Intelligence -----------------------------------------------------------
 
+# auto: the openai backend when OPENAI_API_KEY or OPENAI_BASE_URL is set, else local rules.
+ANALYSIS_BACKEND = env_str("ANALYSIS_BACKEND", "auto").lower()
+if ANALYSIS_BACKEND not in {"auto", "local", "openai"}:
+    raise ImproperlyConfigured(f"ANALYSIS_BACKEND={ANALYSIS_BACKEND!r}: use auto, local or openai.")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
 OPENAI_MODEL = env_str("OPENAI_MODEL", "gpt-4o-mini")
+OPENAI_TIMEOUT_SECONDS = env_int("OPENAI_TIMEOUT_SECONDS", 60, minimum=1)
+OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 2, minimum=0)
+# USD per million tokens, for the cost recorded on each run; 0 records none.
+OPENAI_INPUT_PRICE_PER_MTOK = env_decimal("OPENAI_INPUT_PRICE_PER_MTOK")
+OPENAI_OUTPUT_PRICE_PER_MTOK = env_decimal("OPENAI_OUTPUT_PRICE_PER_MTOK")
+# How many analyses of one batch run at once (LLM calls wait on the network).
+ANALYSIS_CONCURRENCY = env_int("ANALYSIS_CONCURRENCY", 16, minimum=1)
+# Body text given to the analysis, at most; longer bodies are cut.
+ANALYSIS_MAX_BODY_CHARS = env_int("ANALYSIS_MAX_BODY_CHARS", 12000, minimum=100)
+
+# --- Intake -----------------------------------------------------------------
+
+# The mailbox name for mail posted to the API or imported without one.
+DEFAULT_MAILBOX = env_str("DEFAULT_MAILBOX", DEFAULT_FROM_EMAIL)
+# Larger messages are quarantined without their content (and refused by the API).
+MAX_MESSAGE_BYTES = env_int("MAX_MESSAGE_BYTES", 25 * 1024 * 1024, minimum=1024)
+# Process each message as soon as it is stored (on a worker); off, `process_pending` does it.
+PROCESS_ON_INTAKE = env_bool("PROCESS_ON_INTAKE", True)
+# RFC 3834: at most one automatic reply per sender in this many hours.
+AUTO_REPLY_PERIOD_HOURS = env_int("AUTO_REPLY_PERIOD_HOURS", 24 * 7, minimum=1)
+# IMAP polling (imapclient). No host: no polling.
+IMAP_HOST = env_str("IMAP_HOST")
+IMAP_PORT = env_int("IMAP_PORT", 993, minimum=1)
+IMAP_SSL = env_bool("IMAP_SSL", True)
+IMAP_STARTTLS = env_bool("IMAP_STARTTLS", False)
+IMAP_USER = env_str("IMAP_USER")
+IMAP_PASSWORD = env_str("IMAP_PASSWORD")
+IMAP_FOLDERS = env_list("IMAP_FOLDERS", ["INBOX"])
+IMAP_MAILBOX = env_str("IMAP_MAILBOX", IMAP_USER or DEFAULT_MAILBOX)
+IMAP_TIMEOUT_SECONDS = env_int("IMAP_TIMEOUT_SECONDS", 30, minimum=1)
+IMAP_BATCH_SIZE = env_int("IMAP_BATCH_SIZE", 50, minimum=1)
+IMAP_POLL_MINUTES = env_int("IMAP_POLL_MINUTES", 1, minimum=1)
+# Urgent mail notifies the members on duty; also in Slack when this is set.
+SLACK_WEBHOOK_URL = env_str("SLACK_WEBHOOK_URL")
 
 # --- Mailroom ---------------------------------------------------------------
 

@@ -128,3 +128,104 @@ class Circuit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.get_state_display()}"
+
+
+class MailboxCursor(models.Model):
+    """How far IMAP polling has read one folder of one mailbox.
+
+    UIDs only mean something within one UIDVALIDITY: when the server changes
+    it, the folder is read again from the start and Message-IDs keep the
+    messages already stored from being stored twice.
+    """
+
+    mailbox = models.CharField(max_length=254, help_text="The mailbox's name in Mailroom (usually its address).")
+    folder = models.CharField(max_length=255, default="INBOX")
+    uidvalidity = models.BigIntegerField(null=True, blank=True)
+    last_uid = models.BigIntegerField(default=0, help_text="The highest UID already ingested.")
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["mailbox", "folder"], name="mailboxcursor_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.mailbox}/{self.folder} after UID {self.last_uid}"
+
+
+class RuleMatch(models.TextChoices):
+    ALL = "all", "All conditions (AND)"
+    ANY = "any", "Any condition (OR)"
+
+
+class AnalysisRule(models.Model):
+    """A local rule: when an email matches its conditions, categorise it and propose an action.
+
+    Rules are tried in order; every matching rule adds its proposal, and a
+    rule marked "stop" ends the list for that email.
+    """
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    active = models.BooleanField(default=True)
+    order = models.PositiveIntegerField(default=100, help_text="Lower runs first.")
+    match = models.CharField(max_length=8, choices=RuleMatch.choices, default=RuleMatch.ALL)
+    category = models.CharField(max_length=64, blank=True, help_text="Category to give a matching email.")
+    priority = models.PositiveSmallIntegerField(
+        null=True, blank=True, choices=[(10, "Low"), (20, "Normal"), (30, "High"), (40, "Urgent")]
+    )
+    action_type = models.CharField(max_length=32, blank=True, help_text="Action to propose; empty to only categorise.")
+    action_params = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=(
+            "Parameters of the action. Text may use {subject}, {from}, {from_name} and {mailbox}, "
+            'e.g. {"title": "{subject}"}.'
+        ),
+    )
+    confidence = models.FloatField(default=0.8, help_text="0 to 1; the thresholds decide what runs at once.")
+    rationale = models.CharField(max_length=300, blank=True)
+    stop = models.BooleanField(default=False, help_text="Try no further rules after this one matches.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["order", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ConditionField(models.TextChoices):
+    FROM = "from", "From (name and address)"
+    TO = "to", "To and Cc"
+    SUBJECT = "subject", "Subject"
+    BODY = "body", "Body (plain text)"
+    HEADER = "header", "Header (name below)"
+    ANY = "any", "Subject or body"
+
+
+class ConditionOperator(models.TextChoices):
+    CONTAINS = "contains", "contains"
+    EQUALS = "equals", "equals"
+    STARTS_WITH = "startswith", "starts with"
+    ENDS_WITH = "endswith", "ends with"
+    REGEX = "regex", "matches regular expression"
+    EXISTS = "exists", "is present"
+
+
+class RuleCondition(models.Model):
+    """One test of a rule. Text comparisons ignore case."""
+
+    rule = models.ForeignKey(AnalysisRule, on_delete=models.CASCADE, related_name="conditions")
+    field = models.CharField(max_length=16, choices=ConditionField.choices)
+    header = models.CharField(max_length=100, blank=True, help_text="The header's name, for the header field.")
+    operator = models.CharField(max_length=16, choices=ConditionOperator.choices, default=ConditionOperator.CONTAINS)
+    value = models.CharField(max_length=500, blank=True)
+    negate = models.BooleanField(default=False, help_text="Match when the test fails.")
+
+    class Meta:
+        ordering = ["rule_id", "id"]
+
+    def __str__(self) -> str:
+        subject = f"header {self.header}" if self.field == ConditionField.HEADER else self.get_field_display()
+        return f"{'not ' if self.negate else ''}{subject} {self.get_operator_display()} {self.value!r}"

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from teams.assignment import is_away, with_workload
+from teams.assignment import in_working_hours, is_away, with_workload
 from teams.models import ROLE_RANK, Role, TeamMember
 
 
@@ -29,6 +29,18 @@ def find_approvers(role: str, *, at: datetime | None = None, exclude: frozenset[
         if found:
             return found
     return []
+
+
+def on_duty(*, at: datetime | None = None) -> list[TeamMember]:
+    """Who is working now: active, not away, inside their working hours.
+
+    When nobody is, the leads (or the next role up) who are not away, so an
+    urgent message at night still reaches someone.
+    """
+    at = at or timezone.now()
+    members = _reachable(TeamMember.objects.filter(active=True).select_related("user").order_by("pk"), at)
+    working = [member for member in members if in_working_hours(member, at)]
+    return working or find_approvers(Role.LEAD, at=at)
 
 
 def escalation_chain(start: TeamMember | None, *, at: datetime | None = None) -> list[TeamMember]:

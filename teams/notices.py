@@ -23,7 +23,7 @@ from django.utils.text import Truncator
 from actions.models import Priority
 
 if TYPE_CHECKING:
-    from actions.models import Action
+    from actions.models import Action, Email
     from teams.models import TeamMember
 
 AUTOMATIC_ACTOR = "Mailroom"
@@ -208,3 +208,25 @@ def render_message(
     )
     message.attach_alternative(render_to_string(f"email/{template}.html", context), "text/html")
     return message
+
+
+def build_urgent_notice(email: Email, recipients: list[TeamMember], *, actions: list[Action]) -> EmailMultiAlternatives:
+    """Build the email telling the members on duty that an urgent message arrived, and what is under way."""
+    recipients = _distinct(recipients)
+    if not recipients:
+        raise ValueError("An urgent notice needs at least one recipient.")
+    excerpt = _excerpt(email.plain_text)
+    context = {
+        "heading": "Urgent message",
+        "urgent": True,
+        "email_subject": email.subject.strip() or "(no subject)",
+        "email_sender": email.sender,
+        "email_received_at": email.received_at,
+        "summary": email.summary,
+        "excerpt": excerpt,
+        "excerpt_quoted": quoted(excerpt),
+        "email_url": settings.SITE_URL + reverse("admin:actions_email_change", args=[email.pk]),
+        "actions": [f"{action} ({action.get_status_display().lower()})" for action in actions],
+    }
+    subject = "[Urgent] " + Truncator(one_line(email.subject) or "(no subject)").chars(SUBJECT_CHARS)
+    return _build_message("urgent_notice", context, subject=subject, recipients=recipients)

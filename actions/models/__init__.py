@@ -2,7 +2,7 @@
 
 from actions.models.action import Action, ActionSource, ActionStatus, ActionType, Priority
 from actions.models.audit import AuditEntry
-from actions.models.email import Attachment, Email, EmailStatus
+from actions.models.email import Attachment, Automated, Email, EmailSource, EmailStatus
 from actions.models.execution import DomainSend, ExecutionSwitch
 from actions.models.run import ProcessingRun, RunStatus, RunStep, StepName
 
@@ -13,8 +13,10 @@ __all__ = [
     "ActionType",
     "Attachment",
     "AuditEntry",
+    "Automated",
     "DomainSend",
     "Email",
+    "EmailSource",
     "EmailStatus",
     "ExecutionSwitch",
     "Priority",

@@ -13,8 +13,26 @@ class EmailStatus(models.TextChoices):
     RECEIVED = "received", "Received"
     ANALYSED = "analysed", "Analysed"
     PROCESSED = "processed", "Processed"
+    REVIEW = "review", "Needs review"
     IGNORED = "ignored", "Ignored"
     QUARANTINED = "quarantined", "Quarantined"
+
+
+class Automated(models.TextChoices):
+    """Mail that a machine sent: never answered automatically (RFC 3834)."""
+
+    NO = "", "No"
+    AUTO_REPLY = "auto_reply", "Auto-reply"
+    BOUNCE = "bounce", "Bounce"
+    MAILING_LIST = "list", "Mailing list"
+    OWN = "own", "Our own mail"
+
+
+class EmailSource(models.TextChoices):
+    IMAP = "imap", "IMAP"
+    API = "api", "API"
+    IMPORT = "import", "Import"
+    DEMO = "demo", "Demo"
 
 
 class Email(models.Model):
@@ -36,7 +54,7 @@ class Email(models.Model):
         related_name="replies",
         help_text="The earlier message of this thread that it answers, when we have it.",
     )
-    from_address = models.EmailField("from", max_length=254)
+    from_address = models.EmailField("from", max_length=254, blank=True)
     from_name = models.CharField(max_length=254, blank=True)
     to = models.JSONField(default=list, blank=True)
     cc = models.JSONField(default=list, blank=True)
@@ -45,9 +63,20 @@ class Email(models.Model):
     html_body = models.TextField("HTML body", blank=True)
     headers = models.JSONField(default=list, blank=True, help_text="All headers as [name, value] pairs, in order.")
     raw = models.BinaryField(blank=True, default=b"", editable=False)
+    size = models.PositiveIntegerField(default=0, help_text="Size of the raw message in bytes.")
+    source = models.CharField(max_length=16, choices=EmailSource.choices, default=EmailSource.IMPORT)
+    automated = models.CharField(
+        max_length=16,
+        choices=Automated.choices,
+        default=Automated.NO,
+        blank=True,
+        help_text="Auto-replies, bounces, mailing lists and our own mail are never answered automatically.",
+    )
     received_at = models.DateTimeField(default=timezone.now)
     status = models.CharField(max_length=16, choices=EmailStatus.choices, default=EmailStatus.RECEIVED)
-    status_reason = models.TextField(blank=True, help_text="Why it was ignored or quarantined.")
+    status_reason = models.TextField(blank=True, help_text="Why it was ignored, quarantined or needs review.")
+    summary = models.TextField(blank=True, help_text="The analysis' summary.")
+    draft_reply = models.TextField(blank=True, help_text="The analysis' draft reply, if it wrote one.")
     category = models.CharField(max_length=64, blank=True)
     priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
     escalation_level = models.PositiveSmallIntegerField(default=0, help_text="0 unless escalated.")

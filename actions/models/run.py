@@ -34,6 +34,9 @@ class ProcessingRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True, help_text="Why it failed, was paused or was cancelled.")
+    backend = models.CharField(max_length=32, blank=True, help_text="The analysis backend that read the email.")
+    model = models.CharField(max_length=100, blank=True, help_text="The LLM model, when one was used.")
     tokens_used = models.PositiveIntegerField(default=0)
     cost = models.DecimalField(max_digits=10, decimal_places=6, default=0, help_text="LLM cost in USD.")
 

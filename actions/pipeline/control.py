@@ -1,0 +1,120 @@
+"""A person's hold on one run: pause, resume and cancel, each audited.
+
+Pausing stops the pipeline at its next step boundary and holds the run's
+queued actions (workers leave them queued); resuming picks up where it
+stopped. Cancelling ends the run and cancels every action of it that has not
+run yet.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from actions.audit import record_audit
+from actions.executor import cancel_action, enqueue_on_commit
+from actions.models import Action, ActionStatus, ProcessingRun, RunStatus, StepName
+from actions.runlog import enqueue_run_on_commit, log_line
+from actions.transitions import TransitionError
+
+# Actions a cancelled run takes down with it: everything that has not started.
+NOT_STARTED = (
+    ActionStatus.PROPOSED,
+    ActionStatus.PENDING_APPROVAL,
+    ActionStatus.APPROVED,
+    ActionStatus.QUEUED,
+    ActionStatus.FAILED,
+)
+
+
+class RunControlError(ValueError):
+    """The run cannot do that now; the message says why."""
+
+
+def _open_actions(run: ProcessingRun):
+    return run.actions.filter(status__in=NOT_STARTED)
+
+
+def _pipeline_done(run: ProcessingRun) -> bool:
+    return run.steps.filter(name=StepName.NOTIFY, status=RunStatus.SUCCEEDED).exists()
+
+
+def pause_run(run: ProcessingRun, *, acting_user=None, actor: str = "", reason: str = "") -> ProcessingRun:
+    """Hold the run: the pipeline stops at its next step and its queued actions wait."""
+    with transaction.atomic():
+        run = ProcessingRun.objects.select_for_update().get(pk=run.pk)
+        pausable = run.status in (RunStatus.PENDING, RunStatus.RUNNING) or (
+            run.status == RunStatus.SUCCEEDED and _open_actions(run).exists()
+        )
+        if not pausable:
+            raise RunControlError(f"Run {run.pk} is {run.get_status_display().lower()}; there is nothing to pause.")
+        previous = run.status
+        run.status, run.reason = RunStatus.PAUSED, reason or "paused"
+        run.save(update_fields=["status", "reason"])
+        record_audit(
+            "run.paused", target=run, acting_user=acting_user, actor=actor, details={"from": previous, "reason": reason}
+        )
+    return run
+
+
+def resume_run(run: ProcessingRun, *, acting_user=None, actor: str = "", reason: str = "") -> ProcessingRun:
+    """Go on from where the run stopped, and release its held actions to the workers."""
+    with transaction.atomic():
+        run = ProcessingRun.objects.select_for_update().get(pk=run.pk)
+        if run.status != RunStatus.PAUSED:
+            raise RunControlError(f"Run {run.pk} is {run.get_status_display().lower()}, not paused.")
+        done = _pipeline_done(run)
+        run.status = RunStatus.SUCCEEDED if done else RunStatus.PENDING
+        run.reason = ""
+        run.save(update_fields=["status", "reason"])
+        record_audit("run.resumed", target=run, acting_user=acting_user, actor=actor, details={"reason": reason})
+        now = timezone.now()
+        for action in run.actions.filter(status=ActionStatus.QUEUED).exclude(next_attempt_at__gt=now):
+            enqueue_on_commit(action)
+        if not done:
+            enqueue_run_on_commit(run.pk)
+    return run
+
+
+def cancel_run(run: ProcessingRun, *, acting_user=None, actor: str = "", reason: str = "") -> list[Action]:
+    """End the run and cancel its actions that have not started; return those cancelled."""
+    reason = reason or "run cancelled"
+    with transaction.atomic():
+        run = ProcessingRun.objects.select_for_update().get(pk=run.pk)
+        if run.status in (RunStatus.CANCELLED, RunStatus.FAILED) or (
+            run.status == RunStatus.SUCCEEDED and not _open_actions(run).exists()
+        ):
+            raise RunControlError(f"Run {run.pk} is {run.get_status_display().lower()}; there is nothing to cancel.")
+        previous = run.status
+        run.status, run.reason, run.finished_at = RunStatus.CANCELLED, reason, timezone.now()
+        run.save(update_fields=["status", "reason", "finished_at"])
+        cancelled = []
+        for action in _open_actions(run).order_by("pk"):
+            try:
+                cancelled.append(cancel_action(action, acting_user=acting_user, actor=actor, reason=reason))
+            except TransitionError:
+                continue  # A worker claimed it meanwhile; it runs to its end and is audited there.
+        record_audit(
+            "run.cancelled",
+            target=run,
+            acting_user=acting_user,
+            actor=actor,
+            details={"from": previous, "reason": reason, "cancelled_actions": [a.pk for a in cancelled]},
+        )
+    return cancelled
+
+
+def reprocess_email(email, *, acting_user=None, actor: str = "") -> ProcessingRun:
+    """Start a new run for an email (after a failed analysis, or with new rules)."""
+    with transaction.atomic():
+        run = ProcessingRun.objects.create(email=email, status=RunStatus.PENDING, started_at=timezone.now())
+        run.steps.create(
+            name=StepName.INTAKE,
+            status=RunStatus.SUCCEEDED,
+            started_at=run.started_at,
+            finished_at=run.started_at,
+            log=[log_line(f"Processing again, asked by {actor or acting_user or 'system'}.")],
+        )
+        record_audit("run.started", target=run, acting_user=acting_user, actor=actor, details={"email": email.pk})
+        enqueue_run_on_commit(run.pk)
+    return run

@@ -1,0 +1,337 @@
+"""Processing runs: analyse a stored email, propose its actions, route them, hand them over, notify.
+
+Each step writes its row (status, timings, log lines) as it goes, so a person
+sees where a message is and why. Between steps the run's status is read
+again: a run paused or cancelled by a person stops at the next step boundary.
+
+In a batch, the analyses run in threads, at most ANALYSIS_CONCURRENCY at
+once (LLM calls mostly wait on the network), while this thread alone reads
+and writes the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from actions.models import (
+    Action,
+    ActionSource,
+    ActionStatus,
+    Email,
+    EmailStatus,
+    ProcessingRun,
+    RunStatus,
+    RunStep,
+    StepName,
+)
+from actions.pipeline.notify import notify_urgent
+from actions.proposals import InvalidProposal, propose_action
+from actions.runlog import log_line
+from approvals.routing import SUGGEST, route_action
+from integrations.llm import Analysis, AnalysisBackend, EmailFacts, get_backend
+
+logger = logging.getLogger(__name__)
+
+# Categories the analysis uses when it could not tell: the message goes to a person.
+UNDECIDED = {"", "other"}
+
+
+class RunStopped(Exception):
+    """A person paused or cancelled the run; it stops at this step boundary."""
+
+
+@dataclass
+class Outcome:
+    """What one run's analysis produced, before it is written: an Analysis or the error."""
+
+    analysis: Analysis | None = None
+    error: Exception | None = None
+    seconds: float = 0.0
+
+
+def facts_for(email: Email) -> EmailFacts:
+    """The email as a backend may read it (attachments must be prefetched for batches)."""
+    return EmailFacts(
+        id=email.pk,
+        mailbox=email.mailbox,
+        from_address=email.from_address,
+        from_name=email.from_name,
+        to=tuple(map(str, email.to)),
+        cc=tuple(map(str, email.cc)),
+        subject=email.subject,
+        body=email.plain_text[: settings.ANALYSIS_MAX_BODY_CHARS],
+        headers=tuple((str(name), str(value)) for name, value in email.headers),
+        attachments=tuple(attachment.filename for attachment in email.attachments.all()),
+        automated=email.automated,
+        received_at=email.received_at.isoformat(),
+    )
+
+
+def process_run(run_id: int) -> str:
+    """The worker's task for one run; returns what happened."""
+    summary = process_runs(ProcessingRun.objects.filter(pk=run_id), concurrency=1)
+    return ", ".join(f"{count} {what}" for what, count in summary.items() if count) or "nothing to do"
+
+
+def process_runs(
+    runs: Iterable[ProcessingRun],
+    *,
+    concurrency: int | None = None,
+    backend: AnalysisBackend | None = None,
+    on_done: Callable[[ProcessingRun], None] | None = None,
+) -> dict[str, int]:
+    """Take the given pending runs through the pipeline; return counts by outcome.
+
+    Runs another process claimed, or that are not pending, are left alone.
+    """
+    claimed = [run for run in runs if _claim(run)]
+    counts = {"succeeded": 0, "failed": 0, "stopped": 0}
+    if not claimed:
+        return counts
+    runs_by_id = {
+        run.pk: run
+        for run in ProcessingRun.objects.filter(pk__in=[r.pk for r in claimed])
+        .select_related("email")
+        .prefetch_related("email__attachments", "steps")
+    }
+    ordered = [runs_by_id[run.pk] for run in claimed]
+    backend = backend or get_backend()
+    pending = [run for run in ordered if not _step_done(run, StepName.ANALYSE)]
+    outcomes = _analyse_all(backend, pending, concurrency or settings.ANALYSIS_CONCURRENCY)
+    for run in ordered:
+        try:
+            if run.pk in outcomes:
+                _record_analysis(run, outcomes[run.pk])
+            _route(run)
+            _hand_over(run)
+            _notify(run)
+            _finish(run, RunStatus.SUCCEEDED)
+            counts["succeeded"] += 1
+        except RunStopped:
+            counts["stopped"] += 1
+        except AnalysisFailed:
+            counts["failed"] += 1
+        except Exception as exc:
+            logger.exception("Run %s failed", run.pk)
+            _fail(run, f"{type(exc).__name__}: {exc}")
+            counts["failed"] += 1
+        if on_done:
+            on_done(run)
+    return counts
+
+
+class AnalysisFailed(Exception):
+    """The analysis could not be done; the run is failed and the email waits for a person."""
+
+
+def _claim(run: ProcessingRun) -> bool:
+    # Compare-and-set: of two workers given the same run, one wins.
+    return bool(
+        ProcessingRun.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(
+            status=RunStatus.RUNNING, started_at=run.started_at or timezone.now()
+        )
+    )
+
+
+def _step_done(run: ProcessingRun, name: str) -> bool:
+    return any(step.name == name and step.status == RunStatus.SUCCEEDED for step in run.steps.all())
+
+
+def _analyse_all(backend: AnalysisBackend, runs: list[ProcessingRun], concurrency: int) -> dict[int, Outcome]:
+    """Analyse each run's email, `concurrency` at a time; no database access happens in the threads."""
+    now = timezone.now()
+    for run in runs:
+        _start_step(run, StepName.ANALYSE, f"Analysing with the {backend.name} backend.", at=now)
+    facts = {run.pk: facts_for(run.email) for run in runs}
+
+    def analyse(run_id: int) -> Outcome:
+        started = time.monotonic()
+        try:
+            return Outcome(analysis=backend.analyze(facts[run_id]), seconds=time.monotonic() - started)
+        except Exception as exc:
+            return Outcome(error=exc, seconds=time.monotonic() - started)
+
+    if concurrency <= 1 or len(runs) <= 1:
+        return {run.pk: analyse(run.pk) for run in runs}
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(runs)), thread_name_prefix="analysis") as pool:
+        return dict(zip(facts, pool.map(analyse, facts), strict=True))
+
+
+def _record_analysis(run: ProcessingRun, outcome: Outcome) -> None:
+    """Write the analysis onto the email and run, and propose its actions (each checked by its schema)."""
+    email = run.email
+    if outcome.error is not None:
+        reason = f"Analysis failed after {outcome.seconds:.2f} s: {outcome.error}"
+        with transaction.atomic():
+            _end_step(run, StepName.ANALYSE, RunStatus.FAILED, reason)
+            _set_email(email, EmailStatus.REVIEW, reason)
+            _finish(run, RunStatus.FAILED, reason)
+        raise AnalysisFailed(reason)
+    analysis = outcome.analysis
+    lines = [
+        f"{analysis.backend or 'analysis'}{f' ({analysis.model})' if analysis.model else ''} took "
+        f"{outcome.seconds:.2f} s: category {analysis.category}, priority {analysis.priority}, "
+        f"{len(analysis.actions)} proposal(s)."
+    ]
+    if analysis.tokens:
+        lines.append(
+            f"{analysis.input_tokens} input and {analysis.output_tokens} output tokens, cost ${analysis.cost}."
+        )
+    lines += analysis.notes
+    source = ActionSource.AI if analysis.backend == "openai" else ActionSource.RULE
+    with transaction.atomic():
+        email.category, email.priority = analysis.category[:64], analysis.priority
+        email.summary, email.draft_reply = analysis.summary, analysis.draft_reply
+        email.status = EmailStatus.ANALYSED
+        email.save(update_fields=["category", "priority", "summary", "draft_reply", "status"])
+        ProcessingRun.objects.filter(pk=run.pk).update(
+            backend=analysis.backend[:32],
+            model=analysis.model[:100],
+            tokens_used=analysis.tokens,
+            cost=analysis.cost,
+        )
+        for index, proposal in enumerate(analysis.actions):
+            try:
+                action = propose_action(
+                    proposal.type,
+                    email=email,
+                    params=proposal.params,
+                    source=source,
+                    priority=max(proposal.priority or 0, analysis.priority),
+                    confidence=proposal.confidence,
+                    rationale=proposal.rationale[:2000],
+                    context={"category": analysis.category, "analysis": analysis.backend},
+                    run=run,
+                    idempotency_key=f"run:{run.pk}:{index}",
+                )
+                lines.append(f"Proposed {action.type} #{action.pk} (confidence {proposal.confidence:.2f}).")
+            except InvalidProposal as exc:
+                lines.append(f"Refused a proposed {proposal.type}: {exc}")
+        _end_step(run, StepName.ANALYSE, RunStatus.SUCCEEDED, *lines)
+
+
+def _route(run: ProcessingRun) -> None:
+    """Let the policy decide for each proposal; put the email in the review queue when nobody could."""
+    if _step_done(run, StepName.ROUTE):
+        return
+    _check(run)
+    _start_step(run, StepName.ROUTE)
+    email = Email.objects.get(pk=run.email_id)
+    lines, suggested = [], 0
+    actions = list(run.actions.filter(status=ActionStatus.PROPOSED).order_by("pk"))
+    for action in actions:
+        route = route_action(action, actor="policy")
+        suggested += route.kind == SUGGEST
+        lines.append(f"{action.type} #{action.pk}: {route.kind}, {route.reason}.")
+    refused = _refused_count(run)
+    review = _review_reason(email, actions, suggested, refused)
+    with transaction.atomic():
+        if review:
+            lines.append(f"Needs review: {review}")
+            _set_email(email, EmailStatus.REVIEW, review)
+        elif email.status != EmailStatus.REVIEW:
+            _set_email(email, EmailStatus.PROCESSED, email.status_reason)
+        _end_step(run, StepName.ROUTE, RunStatus.SUCCEEDED, *(lines or ["No actions to route."]))
+
+
+def _review_reason(email: Email, actions: list[Action], suggested: int, refused: int) -> str:
+    if refused:
+        return f"{refused} proposed action(s) were invalid and refused."
+    if suggested:
+        return f"{suggested} proposal(s) are only suggestions: a person decides."
+    if not actions and email.category in UNDECIDED and not email.automated:
+        return "The analysis proposed nothing and could not tell what this message is."
+    return ""
+
+
+def _refused_count(run: ProcessingRun) -> int:
+    step = next((s for s in run.steps.all() if s.name == StepName.ANALYSE), None)
+    return sum(1 for line in (step.log if step else []) if _message(line).startswith("Refused a proposed"))
+
+
+def _hand_over(run: ProcessingRun) -> None:
+    """Say what went to the workers; they record their own outcomes on the actions."""
+    if _step_done(run, StepName.EXECUTE):
+        return
+    _check(run)
+    _start_step(run, StepName.EXECUTE)
+    by_status: dict[str, list[str]] = {}
+    for action in run.actions.order_by("pk"):
+        by_status.setdefault(action.get_status_display(), []).append(f"{action.type} #{action.pk}")
+    lines = [f"{status}: {', '.join(names)}." for status, names in by_status.items()]
+    _end_step(run, StepName.EXECUTE, RunStatus.SUCCEEDED, *(lines or ["Nothing to execute."]))
+
+
+def _notify(run: ProcessingRun) -> None:
+    if _step_done(run, StepName.NOTIFY):
+        return
+    _check(run)
+    _start_step(run, StepName.NOTIFY)
+    lines = notify_urgent(Email.objects.get(pk=run.email_id), run)
+    _end_step(run, StepName.NOTIFY, RunStatus.SUCCEEDED, *lines)
+
+
+# --- Bookkeeping ---------------------------------------------------------------------
+
+
+def _check(run: ProcessingRun) -> None:
+    status = ProcessingRun.objects.filter(pk=run.pk).values_list("status", flat=True).first()
+    if status != RunStatus.RUNNING:
+        raise RunStopped(status)
+
+
+def _start_step(run: ProcessingRun, name: str, *lines: str, at=None) -> None:
+    at = at or timezone.now()
+    RunStep.objects.update_or_create(
+        run=run,
+        name=name,
+        defaults={"status": RunStatus.RUNNING, "started_at": at, "finished_at": None},
+    )
+    if lines:
+        _append(run, name, lines)
+
+
+def _end_step(run: ProcessingRun, name: str, status: str, *lines: str) -> None:
+    RunStep.objects.filter(run=run, name=name).update(status=status, finished_at=timezone.now())
+    _append(run, name, lines)
+    if hasattr(run, "_prefetched_objects_cache"):
+        run._prefetched_objects_cache.pop("steps", None)
+
+
+def _append(run: ProcessingRun, name: str, lines: Iterable[str]) -> None:
+    step = RunStep.objects.get(run=run, name=name)
+    now = timezone.now()
+    step.log = [*step.log, *(log_line(text, now) for text in lines)]
+    step.save(update_fields=["log"])
+
+
+def _message(line) -> str:
+    return line.get("message", "") if isinstance(line, dict) else str(line)
+
+
+def _set_email(email: Email, status: str, reason: str) -> None:
+    email.status, email.status_reason = status, reason
+    Email.objects.filter(pk=email.pk).update(status=status, status_reason=reason)
+
+
+def _finish(run: ProcessingRun, status: str, reason: str = "") -> None:
+    # Only a running run finishes: one paused or cancelled meanwhile keeps what the person chose.
+    ProcessingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+        status=status, finished_at=timezone.now(), reason=reason
+    )
+
+
+def _fail(run: ProcessingRun, reason: str) -> None:
+    with transaction.atomic():
+        RunStep.objects.filter(run=run, status=RunStatus.RUNNING).update(
+            status=RunStatus.FAILED, finished_at=timezone.now()
+        )
+        _finish(run, RunStatus.FAILED, reason)
