@@ -313,11 +313,7 @@ def resume_execution(*, acting_user=None, actor: str = "", reason: str = "") -> 
 
 def enqueue_due(now: datetime, *, only_unsent_before: datetime | None = None) -> int:
     """Enqueue queued actions that are due, most urgent first; return how many."""
-    due = (
-        Action.objects.filter(status=S.QUEUED)
-        .exclude(next_attempt_at__gt=now)
-        .exclude(run__status=RunStatus.PAUSED)
-    )
+    due = Action.objects.filter(status=S.QUEUED).exclude(next_attempt_at__gt=now).exclude(run__status=RunStatus.PAUSED)
     if only_unsent_before is not None:
         # Not enqueued yet, enqueued before it was due, or long enough ago to be lost.
         due = due.filter(

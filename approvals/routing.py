@@ -139,13 +139,17 @@ def _limits_on_analysis(action: Action) -> Route | None:
     return None
 
 
-def evaluate(action: Action) -> Route:
-    """Where `action` should go. Pure: writes nothing."""
-    if action.source in ANALYSED:
-        limited = _limits_on_analysis(action)
-        if limited is not None and limited.kind == SUGGEST:
+def evaluate(action: Action, *, reviewed: bool = False) -> Route:
+    """Where `action` should go. Pure: writes nothing.
+
+    `reviewed`: a person accepted the proposal in the review queue, so its
+    confidence no longer counts and a suggestion may go ahead; policies, and
+    the approval the analysis' limits ask for, still apply.
+    """
+    limited = _limits_on_analysis(action) if action.source in ANALYSED else None
+    if limited is not None and limited.kind == SUGGEST:
+        if not reviewed:
             return limited
-    else:
         limited = None
     policies = ApprovalPolicy.objects.filter(active=True, action_type__in=["", action.type]).select_related(
         "approver_group"
@@ -154,7 +158,7 @@ def evaluate(action: Action) -> Route:
     threshold = ConfidenceThreshold.objects.filter(action_type=action.type).first()
     auto, suggest = (threshold.auto, threshold.suggest) if threshold else DEFAULT_THRESHOLDS
     # A person or a program proposing through the API means it; only the analysis is scored.
-    scored = action.source in (ActionSource.AI, ActionSource.RULE) and action.confidence is not None
+    scored = action.source in ANALYSED and action.confidence is not None and not reviewed
 
     if scored and action.confidence < suggest:
         return Route(SUGGEST, f"confidence {action.confidence:.2f} is below {suggest:.2f}: a suggestion only")
@@ -170,11 +174,11 @@ def evaluate(action: Action) -> Route:
     )
 
 
-def route_action(action: Action, *, acting_user=None, actor: str = "policy") -> Route:
+def route_action(action: Action, *, acting_user=None, actor: str = "policy", reviewed: bool = False) -> Route:
     """Apply the route: queue the action, ask for approval, or leave it proposed as a suggestion."""
     from approvals.decisions import request_approval
 
-    route = evaluate(action)
+    route = evaluate(action, reviewed=reviewed)
     with transaction.atomic():
         if route.kind == AUTO:
             queue_action(action, acting_user=acting_user, actor=actor, reason=route.reason)

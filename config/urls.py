@@ -11,6 +11,7 @@ admin.site.index_title = "Email turned into approved, audited work"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("approvals/", include("approvals.urls")),
+    path("api/v1/", include("actions.api.urls")),
     # Sign-in for approvers following an emailed link; staff use the admin's.
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

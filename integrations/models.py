@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+from django.core.exceptions import ValidationError
 from django.db import models
 
 
@@ -194,6 +197,42 @@ class AnalysisRule(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        """Refuse a rule that could not work; each message names its field."""
+        if problems := self.problems():
+            raise ValidationError(problems)
+
+    def problems(self) -> dict[str, str]:
+        """What is wrong with the rule's own fields (not its conditions), by field; empty when nothing is.
+
+        The local backend skips a rule with problems, for rules saved past clean().
+        """
+        # Imported here: the handlers and the backend import these models.
+        from actions.handlers import validation_errors
+        from actions.models import ActionType
+        from integrations.llm.base import CATEGORIES
+        from integrations.llm.local import SAMPLE_VALUES, fill_placeholders
+
+        problems = {}
+        if self.category and self.category not in CATEGORIES:
+            problems["category"] = f"{self.category!r} is not a category; use one of {', '.join(CATEGORIES)}."
+        if self.confidence is not None and not 0 <= self.confidence <= 1:
+            problems["confidence"] = "The confidence is a number from 0 to 1."
+        if not isinstance(self.action_params, dict):
+            problems["action_params"] = 'The parameters are a JSON object, such as {"title": "{subject}"}.'
+        elif self.action_type and self.action_type not in ActionType.values:
+            problems["action_type"] = (
+                f"{self.action_type!r} is not an action type; use one of {', '.join(ActionType.values)}."
+            )
+        elif self.action_type:
+            # Placeholders stand for text: check the parameters as they will be once filled in.
+            refused = validation_errors(self.action_type, fill_placeholders(self.action_params, SAMPLE_VALUES))
+            if refused:
+                problems["action_params"] = "; ".join(f"{field}: {why}" for field, why in refused)
+        elif self.action_params:
+            problems["action_params"] = "Parameters need an action type: choose one, or empty the parameters."
+        return problems
+
 
 class ConditionField(models.TextChoices):
     FROM = "from", "From (name and address)"
@@ -229,3 +268,28 @@ class RuleCondition(models.Model):
     def __str__(self) -> str:
         subject = f"header {self.header}" if self.field == ConditionField.HEADER else self.get_field_display()
         return f"{'not ' if self.negate else ''}{subject} {self.get_operator_display()} {self.value!r}"
+
+    def clean(self) -> None:
+        """Refuse a test that could not work; each message names its field."""
+        if problems := self.problems():
+            raise ValidationError(problems)
+
+    def problems(self) -> dict[str, str]:
+        """What is wrong with the test, by field; empty when nothing is. The local backend skips its rule if any."""
+        problems = {}
+        if self.field not in ConditionField.values:
+            problems["field"] = f"{self.field!r} is not a field a rule can test."
+        elif self.field == ConditionField.HEADER and not self.header.strip():
+            problems["header"] = "Name the header to test, such as List-Id or X-Priority."
+        elif self.field != ConditionField.HEADER and self.header.strip():
+            problems["header"] = "Only the Header field reads a header name: empty it, or choose Header."
+        if self.operator not in ConditionOperator.values:
+            problems["operator"] = f"{self.operator!r} is not an operator."
+        elif self.operator == ConditionOperator.REGEX:
+            try:
+                re.compile(self.value)
+            except re.error as exc:
+                problems["value"] = f"This regular expression does not compile: {exc}."
+        elif self.operator != ConditionOperator.EXISTS and not self.value:
+            problems["value"] = 'Give a value to compare with (only "is present" needs none).'
+        return problems

@@ -380,7 +380,7 @@ def test_the_action_page_shows_its_email_parameters_steps_and_audit_trail(client
     assert "Broken invoice" in page
     assert "zed@customer.example" in page
     for step in StepName.labels:
-        assert f"<td>{step}</td>" in page
+        assert f"<strong>{step}</strong>" in page
     for event in ("action.proposed", "action.looked_at"):
         assert f"<td>{event}</td>" in page
 

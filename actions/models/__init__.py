@@ -2,7 +2,7 @@
 
 from actions.models.action import Action, ActionSource, ActionStatus, ActionType, Priority
 from actions.models.audit import AuditEntry
-from actions.models.email import Attachment, Automated, Email, EmailSource, EmailStatus
+from actions.models.email import Attachment, Automated, Email, EmailSource, EmailStatus, ReviewItem
 from actions.models.execution import DomainSend, ExecutionSwitch
 from actions.models.run import ProcessingRun, RunStatus, RunStep, StepName
 
@@ -21,6 +21,7 @@ __all__ = [
     "ExecutionSwitch",
     "Priority",
     "ProcessingRun",
+    "ReviewItem",
     "RunStatus",
     "RunStep",
     "StepName",

@@ -128,3 +128,12 @@ class Attachment(models.Model):
 
     def __str__(self) -> str:
         return self.filename
+
+
+class ReviewItem(Email):
+    """A message waiting for a person: the review queue in the admin."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "message to review"
+        verbose_name_plural = "review queue"

@@ -1,14 +1,13 @@
-"""The admin, Mailroom's main screen, for mail, actions, runs and the audit trail."""
+"""Actions in the admin: propose, run (through the policies), cancel, retry, undo; and the kill switch."""
 
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, OuterRef, Subquery
-from django.db.models.functions import Coalesce
-from django.utils.html import format_html, format_html_join
 
-from actions.admin_utils import ReadOnlyAdminMixin, ReadOnlyInline, admin_link, pretty_json, when
+from actions.admin.audit import audit_table
+from actions.admin.runs import steps_table
+from actions.admin_utils import ReadOnlyAdminMixin, admin_link, pretty_json
 from actions.executor import (
     cancel_action,
     pause_execution,
@@ -18,130 +17,11 @@ from actions.executor import (
     undo_action,
 )
 from actions.handlers import UndoRefused, validation_errors
-from actions.models import (
-    Action,
-    ActionStatus,
-    Attachment,
-    AuditEntry,
-    DomainSend,
-    Email,
-    ExecutionSwitch,
-    ProcessingRun,
-    RunStep,
-)
+from actions.models import Action, ActionStatus, DomainSend, ExecutionSwitch
 from actions.proposals import propose_action
 from actions.transitions import TransitionError
 from approvals.admin import ApprovalInline
 from teams.admin import assignment_table
-
-
-def _audit_table(obj):
-    entries = AuditEntry.objects.for_object(obj).order_by("created_at", "id")
-    rows = format_html_join(
-        "",
-        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-        ((when(entry.created_at), entry.actor_label, entry.event, pretty_json(entry.details)) for entry in entries),
-    )
-    if not rows:
-        return "No entries yet."
-    return format_html("<table><tr><th>When</th><th>Who</th><th>Event</th><th>Details</th></tr>{}</table>", rows)
-
-
-def _steps_table(run: ProcessingRun | None):
-    if run is None:
-        return "-"
-    rows = format_html_join(
-        "",
-        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-        (
-            (
-                step.get_name_display(),
-                step.get_status_display(),
-                when(step.started_at),
-                when(step.finished_at),
-                format_html("<pre>{}</pre>", "\n".join(str(line) for line in step.log)) if step.log else "-",
-            )
-            for step in run.steps.all()
-        ),
-    )
-    return format_html(
-        "<p>{} ({})</p><table><tr><th>Step</th><th>Status</th><th>Started</th><th>Finished</th>"
-        "<th>Log</th></tr>{}</table>",
-        admin_link(run),
-        run.get_status_display(),
-        rows,
-    )
-
-
-class AttachmentInline(ReadOnlyInline):
-    model = Attachment
-    fields = ["filename", "content_type", "size", "sha256"]
-
-
-class EmailActionInline(ReadOnlyInline):
-    model = Action
-    fields = ["type", "status", "priority", "confidence", "created_at"]
-    ordering = ["created_at"]
-
-
-@admin.register(Email)
-class EmailAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = [
-        "subject_or_blank",
-        "from_address",
-        "mailbox",
-        "status",
-        "category",
-        "received_at",
-        "attachment_count",
-    ]
-    list_filter = ["status", "mailbox", "category", "received_at"]
-    search_fields = ["subject", "from_address", "from_name", "message_id"]
-    date_hierarchy = "received_at"
-    exclude = ["raw"]
-    readonly_fields = ["thread_parent", "headers_table", "references_list"]
-    inlines = [AttachmentInline, EmailActionInline]
-
-    def get_queryset(self, request):
-        # A subquery, not Count("attachments"): a join with GROUP BY would also
-        # weigh on the page count, the filters' choices and the date hierarchy.
-        attachments = (
-            Attachment.objects.filter(email=OuterRef("pk")).order_by().values("email").annotate(total=Count("pk"))
-        )
-        return (
-            super().get_queryset(request).annotate(attachment_total=Coalesce(Subquery(attachments.values("total")), 0))
-        )
-
-    @admin.display(description="subject", ordering="subject")
-    def subject_or_blank(self, obj: Email) -> str:
-        return obj.subject or "(no subject)"
-
-    @admin.display(description="attachments", ordering="attachment_total")
-    def attachment_count(self, obj: Email) -> int:
-        return obj.attachment_total
-
-    @admin.display(description="in reply to")
-    def thread_parent(self, obj: Email):
-        return admin_link(obj.parent) if obj.parent_id else obj.in_reply_to or "-"
-
-    @admin.display(description="headers")
-    def headers_table(self, obj: Email):
-        return (
-            format_html_join("", "<div><strong>{}:</strong> {}</div>", ((name, value) for name, value in obj.headers))
-            or "-"
-        )
-
-    @admin.display(description="references")
-    def references_list(self, obj: Email):
-        return format_html_join("", "<div>{}</div>", ((ref,) for ref in obj.references)) or "-"
-
-
-@admin.register(Attachment)
-class AttachmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["filename", "content_type", "size", "email"]
-    list_select_related = ["email"]
-    list_filter = ["content_type"]
-    search_fields = ["filename", "email__subject"]
 
 
 class ActionProposalForm(forms.ModelForm):
@@ -278,11 +158,11 @@ class ActionAdmin(admin.ModelAdmin):
 
     @admin.display(description="steps")
     def run_steps(self, obj: Action):
-        return _steps_table(obj.run)
+        return steps_table(obj.run)
 
     @admin.display(description="entries")
     def audit_trail(self, obj: Action):
-        return _audit_table(obj)
+        return audit_table(obj)
 
     def _apply(self, request, queryset, verb: str, operation) -> None:
         """Run `operation` on each selected action; report how many it did and each refusal's reason."""
@@ -328,63 +208,6 @@ class ActionAdmin(admin.ModelAdmin):
     @admin.action(description="Undo selected actions", permissions=["change"])
     def undo_actions(self, request, queryset) -> None:
         self._apply(request, queryset, "Undid", lambda action: undo_action(action, acting_user=request.user))
-
-
-class RunStepInline(ReadOnlyInline):
-    model = RunStep
-    fields = ["name", "status", "started_at", "finished_at", "log"]
-    show_change_link = False
-
-
-@admin.register(ProcessingRun)
-class ProcessingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["__str__", "email_link", "status", "created_at", "duration", "tokens_used", "cost"]
-    list_filter = ["status", "created_at"]
-    list_select_related = ["email"]
-    search_fields = ["email__subject", "email__from_address"]
-    date_hierarchy = "created_at"
-    inlines = [RunStepInline]
-
-    @admin.display(description="email", ordering="email__received_at")
-    def email_link(self, obj: ProcessingRun):
-        return admin_link(obj.email)
-
-
-@admin.register(RunStep)
-class RunStepAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "status", "run", "started_at", "finished_at"]
-    list_filter = ["name", "status", "started_at"]
-    list_select_related = ["run"]
-    search_fields = ["run__email__subject", "run__email__from_address", "=run__id"]
-    date_hierarchy = "started_at"
-
-
-@admin.register(AuditEntry)
-class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["created_at", "actor_label", "event", "target_type", "target_link"]
-    list_filter = ["event", ("target_type", admin.RelatedOnlyFieldListFilter), "created_at"]
-    list_select_related = ["target_type"]
-    # The trail only grows; spare every page a second count of all of it.
-    show_full_result_count = False
-    search_fields = ["actor_label", "event", "target_repr", "target_id"]
-    date_hierarchy = "created_at"
-    readonly_fields = ["details_pretty"]
-    exclude = ["details"]
-
-    @admin.display(description="object")
-    def target_link(self, obj: AuditEntry):
-        if obj.target_type is None:
-            return "-"
-        model = obj.target_type.model_class()
-        if model is None:
-            return obj.target_repr
-        # A stand-in with only the pk: enough to link, without loading the target.
-        stand_in = model(pk=obj.target_id)
-        return admin_link(stand_in, obj.target_repr or f"{model._meta.verbose_name} #{obj.target_id}")
-
-    @admin.display(description="details")
-    def details_pretty(self, obj: AuditEntry):
-        return pretty_json(obj.details)
 
 
 @admin.register(ExecutionSwitch)

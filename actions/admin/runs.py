@@ -1,0 +1,141 @@
+"""Processing runs in the admin: a run as a timeline of its steps, and pause, resume and cancel."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
+
+from actions.admin_utils import ReadOnlyAdminMixin, admin_link, when
+from actions.models import ProcessingRun, RunStatus, RunStep
+from actions.pipeline import RunControlError, cancel_run, pause_run, resume_run
+
+_STATUS_COLOURS = {
+    RunStatus.SUCCEEDED: "#15803d",
+    RunStatus.FAILED: "#b91c1c",
+    RunStatus.RUNNING: "#1d4ed8",
+    RunStatus.PAUSED: "#b45309",
+    RunStatus.CANCELLED: "#6b7280",
+    RunStatus.PENDING: "#6b7280",
+}
+
+
+def _log_lines(step: RunStep):
+    lines = []
+    for line in step.log:
+        if isinstance(line, dict):
+            lines.append((line.get("at", "")[11:23], line.get("message", "")))
+        else:
+            lines.append(("", str(line)))
+    return format_html_join("", '<li><span class="mr-at">{}</span> {}</li>', lines)
+
+
+def _took(step: RunStep) -> str:
+    if step.started_at and step.finished_at:
+        return f"{(step.finished_at - step.started_at).total_seconds():.3f} s"
+    return "under way" if step.started_at else "not started"
+
+
+def steps_table(run: ProcessingRun | None):
+    """The run as a timeline: each step with its status, start, duration and log lines."""
+    if run is None:
+        return "-"
+    items = format_html_join(
+        "",
+        '<li class="mr-step"><span class="mr-dot" style="background:{}"></span>'
+        '<strong>{}</strong> &middot; {} &middot; {} &middot; {}<ul class="mr-log">{}</ul></li>',
+        (
+            (
+                _STATUS_COLOURS.get(step.status, "#6b7280"),
+                step.get_name_display(),
+                step.get_status_display(),
+                when(step.started_at),
+                _took(step),
+                _log_lines(step),
+            )
+            for step in run.steps.all()
+        ),
+    )
+    return format_html(
+        "<style>.mr-timeline{{list-style:none;margin:0;padding:0 0 0 6px;border-left:2px solid #d1d5db}}"
+        ".mr-step{{position:relative;margin:0 0 14px 0;padding-left:16px}}"
+        ".mr-dot{{position:absolute;left:-12px;top:3px;width:12px;height:12px;border-radius:6px}}"
+        ".mr-log{{margin:4px 0 0 0;padding-left:16px;font-size:12px}}.mr-at{{color:#6b7280;font-family:monospace}}"
+        '</style><p>{} &middot; {}{}</p><ol class="mr-timeline">{}</ol>',
+        admin_link(run),
+        run.get_status_display(),
+        f" ({run.reason})" if run.reason else "",
+        items,
+    )
+
+
+@admin.register(ProcessingRun)
+class ProcessingRunAdmin(admin.ModelAdmin):
+    """Runs are written by the pipeline; a person reads them and pauses, resumes or cancels them."""
+
+    list_display = ["__str__", "email_link", "status", "backend", "created_at", "duration", "tokens_used", "cost"]
+    list_filter = ["status", "backend", "created_at"]
+    list_select_related = ["email"]
+    search_fields = ["email__subject", "email__from_address"]
+    date_hierarchy = "created_at"
+    fields = ["email_link", "status", "reason", "backend", "model", "tokens_used", "cost", "timeline"]
+    readonly_fields = fields
+    actions = ["pause_runs", "resume_runs", "cancel_runs"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("steps")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="email", ordering="email__received_at")
+    def email_link(self, obj: ProcessingRun):
+        return admin_link(obj.email)
+
+    @admin.display(description="timeline")
+    def timeline(self, obj: ProcessingRun):
+        return steps_table(obj)
+
+    def _control(self, request, queryset, verb: str, operation) -> None:
+        done = 0
+        for run in queryset:
+            try:
+                operation(run)
+                done += 1
+            except RunControlError as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+        if done:
+            self.message_user(request, f"{verb} {done} run{'s' if done != 1 else ''}.", messages.SUCCESS)
+
+    @admin.action(description="Pause selected runs", permissions=["change"])
+    def pause_runs(self, request, queryset) -> None:
+        self._control(
+            request,
+            queryset,
+            "Paused",
+            lambda run: pause_run(run, acting_user=request.user, reason="paused in the admin"),
+        )
+
+    @admin.action(description="Resume selected runs", permissions=["change"])
+    def resume_runs(self, request, queryset) -> None:
+        self._control(request, queryset, "Resumed", lambda run: resume_run(run, acting_user=request.user))
+
+    @admin.action(description="Cancel selected runs and their pending actions", permissions=["change"])
+    def cancel_runs(self, request, queryset) -> None:
+        self._control(
+            request,
+            queryset,
+            "Cancelled",
+            lambda run: cancel_run(run, acting_user=request.user, reason="cancelled in the admin"),
+        )
+
+
+@admin.register(RunStep)
+class RunStepAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "status", "run", "started_at", "finished_at"]
+    list_filter = ["name", "status", "started_at"]
+    list_select_related = ["run"]
+    search_fields = ["run__email__subject", "run__email__from_address", "=run__id"]
+    date_hierarchy = "started_at"

@@ -1,0 +1,1 @@
+"""The REST API (DRF), versioned under /api/v1/."""

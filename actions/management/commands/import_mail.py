@@ -1,0 +1,108 @@
+"""manage.py import_mail PATH...: store .eml files, folders of them and mbox archives as inbound mail."""
+
+from __future__ import annotations
+
+import mailbox
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from actions.intake.store import ingest_message
+from actions.management.progress import Progress
+from actions.models import EmailSource, ProcessingRun, RunStatus
+from actions.pipeline import process_runs
+
+
+def _is_mbox(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(5) == b"From "
+
+
+def _messages(path: Path) -> Iterator[tuple[str, bytes | None, str]]:
+    """(where, raw bytes or None, why unreadable) for each message under `path`."""
+    if path.is_dir():
+        for child in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+            yield from _messages(child)
+        return
+    try:
+        if _is_mbox(path):
+            box = mailbox.mbox(path, create=False)
+            for index, key in enumerate(box.iterkeys(), start=1):
+                yield f"{path} #{index}", box.get_bytes(key), ""
+            return
+        yield str(path), path.read_bytes(), ""
+    except OSError as exc:
+        yield str(path), None, exc.strerror or str(exc)
+
+
+def _count(paths: list[Path]) -> int:
+    total = 0
+    for path in paths:
+        files = [p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")] if path.is_dir() else [path]
+        for file in files:
+            try:
+                total += len(mailbox.mbox(file, create=False)) if _is_mbox(file) else 1
+            except OSError:
+                total += 1
+    return total
+
+
+class Command(BaseCommand):
+    help = (
+        "Import inbound mail from .eml files, folders of them (read recursively) and mbox archives. "
+        "Each message is stored once per mailbox and Message-ID, so importing again adds only what is new; "
+        "a message that is not mail is kept and quarantined with its reason. "
+        "Exit status: 0 all read, 1 some paths could not be read, 2 bad arguments."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("paths", nargs="+", type=Path, help=".eml files, folders, or mbox files.")
+        parser.add_argument(
+            "--mailbox", default=None, help="The mailbox the mail belongs to (default: DEFAULT_MAILBOX)."
+        )
+        parser.add_argument(
+            "--process",
+            action="store_true",
+            help="Analyse and route the imported mail now, in this process (otherwise a worker or "
+            "`process_pending` does it).",
+        )
+        parser.add_argument("--no-progress", action="store_true", help="Print no progress bar.")
+
+    def handle(self, *args, paths: list[Path], mailbox: str | None, process: bool, no_progress: bool, **options):
+        missing = [str(path) for path in paths if not path.exists()]
+        if missing:
+            raise CommandError(f"No such file or folder: {', '.join(missing)}", returncode=2)
+        mailbox_name = mailbox or settings.DEFAULT_MAILBOX
+        counts: Counter[str] = Counter()
+        new_runs: list[int] = []
+        with Progress(_count(paths), "Importing", self.stderr, enabled=not no_progress) as progress:
+            for path in paths:
+                for where, raw, problem in _messages(path):
+                    progress.advance()
+                    if raw is None:
+                        counts["unreadable"] += 1
+                        self.stderr.write(f"Cannot read {where}: {problem}")
+                        continue
+                    result = ingest_message(
+                        raw, mailbox=mailbox_name, source=EmailSource.IMPORT, process=False if process else None
+                    )
+                    if not result.created:
+                        counts["already stored"] += 1
+                    elif result.quarantined:
+                        counts["quarantined"] += 1
+                        self.stderr.write(f"Quarantined {where}: {result.email.status_reason}")
+                    else:
+                        counts["stored"] += 1
+                        new_runs += result.email.runs.filter(status=RunStatus.PENDING).values_list("pk", flat=True)
+        self.stdout.write(
+            ", ".join(f"{counts[what]} {what}" for what in ("stored", "already stored", "quarantined", "unreadable"))
+            + f" into {mailbox_name}."
+        )
+        if process and new_runs:
+            outcome = process_runs(ProcessingRun.objects.filter(pk__in=new_runs).order_by("pk"))
+            self.stdout.write(f"Processed: {outcome['succeeded']} succeeded, {outcome['failed']} failed.")
+        if counts["unreadable"]:
+            raise CommandError(f"{counts['unreadable']} path(s) could not be read.", returncode=1)
