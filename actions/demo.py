@@ -310,3 +310,20 @@ def load_demo() -> dict[str, int]:
         for index, demo_action in enumerate(demo.actions):
             _load_action(demo_action, email, run, index)
     return {"members": len(members), "policies": ApprovalPolicy.objects.count(), "new_emails": new_emails}
+
+
+def load_demo_mail(count: int, *, seed: int | None = None) -> dict[str, int]:
+    """Generate `count` demo emails and take them through the real intake and pipeline; return counts."""
+    from actions.demo_mail import generate
+    from actions.intake.store import ingest_message
+    from actions.models import EmailSource, EmailStatus
+    from actions.pipeline import process_runs
+
+    runs = []
+    for item in generate(count, seed=seed):
+        result = ingest_message(item.raw, mailbox=MAILBOX, source=EmailSource.DEMO, process=False)
+        if result.created and not result.quarantined:
+            runs.append(result.email.runs.get())
+    outcome = process_runs(runs)
+    review = Email.objects.filter(pk__in=[run.email_id for run in runs], status=EmailStatus.REVIEW).count()
+    return {"stored": len(runs), "succeeded": outcome["succeeded"], "review": review}

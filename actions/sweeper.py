@@ -4,7 +4,8 @@ The queue is never the only copy of work. Every minute the sweeper takes back
 actions whose worker died (lease expired), moves failed actions whose retry
 time has come back to the queue, enqueues queued actions that are due but not
 on the queue (delay window over, or a task the Redis broker lost), recovers
-sends left half-done, and sends due reminders. Each step is a function tests
+sends left half-done, sends due reminders, and takes back processing runs
+whose worker died. Each step is a function tests
 call directly.
 """
 
@@ -55,10 +56,17 @@ def requeue_due_retries(now: datetime) -> int:
 def sweep(now: datetime | None = None) -> dict[str, int]:
     """One pass of every step; returns how many of each it handled."""
     from actions.handlers.calendar import send_due_reminders
+    from actions.pipeline import recover_runs
 
     now = now or timezone.now()
     counts = {"leases_expired": take_back_expired_leases(now)}
     counts.update(recover_stuck_sends(settings.ACTION_LEASE_SECONDS))
+    # Intake and analysis go on while execution is paused.
+    counts.update(
+        recover_runs(
+            now, lease_seconds=settings.ACTION_LEASE_SECONDS, requeue_after_seconds=settings.REQUEUE_AFTER_SECONDS
+        )
+    )
     if ExecutionSwitch.is_paused():
         return counts
     counts["retries_due"] = requeue_due_retries(now)

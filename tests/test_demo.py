@@ -80,3 +80,16 @@ def test_demo_approvers_can_sign_in_with_the_printed_password(db, capsys, settin
     aiko.save()
     call_command("load_demo", admin=True)
     assert client.login(username="aiko.tanaka@acme.example", password="chosen-later")
+
+
+def test_demo_mail_goes_through_the_real_pipeline(db, capsys, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    call_command("load_demo", "--mail", "20")
+    out = capsys.readouterr().out
+    assert "Demo mail: 20 new messages analysed (20 runs succeeded" in out
+    generated = Email.objects.filter(source="demo")
+    assert generated.count() == 20
+    # Analysed by the local backend, routed by the policies: some run, some wait for a person.
+    assert ProcessingRun.objects.filter(email__in=generated, backend="local", status="succeeded").count() == 20
+    routed = set(Action.objects.filter(email__in=generated).values_list("status", flat=True))
+    assert {ActionStatus.QUEUED, ActionStatus.PENDING_APPROVAL} <= routed

@@ -391,3 +391,34 @@ def test_mail_that_is_not_urgent_notifies_nobody(pending_run, on_duty, slack):
     process_runs([run], backend=ScriptedBackend(analysis()))
     assert not OutboxMessage.objects.exists() and slack.posts == []
     assert "Not urgent" in log(run, StepName.NOTIFY)
+
+
+def test_the_sweeper_takes_back_an_abandoned_run_and_requeues_waiting_ones(
+    pending_run, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from actions.pipeline import recover_runs
+
+    queued = []
+    monkeypatch.setattr("actions.runlog.async_task", lambda func, run_id, **kwargs: queued.append(run_id))
+    settings.PROCESS_ON_INTAKE = True
+    long_ago = timezone.now() - timedelta(hours=1)
+    abandoned = pending_run()
+    ProcessingRun.objects.filter(pk=abandoned.pk).update(status=RunStatus.RUNNING, started_at=long_ago)
+    abandoned.steps.update(started_at=long_ago)
+    busy = pending_run()
+    ProcessingRun.objects.filter(pk=busy.pk).update(status=RunStatus.RUNNING, started_at=long_ago)
+    busy.steps.create(name=StepName.ANALYSE, status=RunStatus.RUNNING, started_at=timezone.now())
+    waiting = pending_run()
+    ProcessingRun.objects.filter(pk=waiting.pk).update(created_at=long_ago)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        counts = recover_runs(timezone.now(), lease_seconds=600, requeue_after_seconds=300)
+
+    assert counts == {"runs_taken_back": 1, "runs_requeued": 1}
+    assert ProcessingRun.objects.get(pk=busy.pk).status == RunStatus.RUNNING
+    assert sorted(queued) == sorted([abandoned.pk, waiting.pk])
+    assert AuditEntry.objects.filter(event="run.taken_back", target_id=str(abandoned.pk)).exists()

@@ -8,6 +8,8 @@ run yet.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -118,3 +120,38 @@ def reprocess_email(email, *, acting_user=None, actor: str = "") -> ProcessingRu
         record_audit("run.started", target=run, acting_user=acting_user, actor=actor, details={"email": email.pk})
         enqueue_run_on_commit(run.pk)
     return run
+
+
+def recover_runs(now, *, lease_seconds: int, requeue_after_seconds: int) -> dict[str, int]:
+    """The sweeper's part for runs: take back runs whose worker died, and queue runs nobody picked up.
+
+    A running run whose steps have not moved for a lease is presumed
+    abandoned and made pending again (its finished steps are not redone);
+    a pending run older than `requeue_after_seconds` is queued again (the
+    Redis broker can lose a task; the claim keeps a run from running twice).
+    """
+    from django.conf import settings
+    from django.db.models import Max, Q
+
+    stale = now - timedelta(seconds=lease_seconds)
+    abandoned = (
+        ProcessingRun.objects.filter(status=RunStatus.RUNNING, started_at__lt=stale)
+        .annotate(last_move=Max("steps__started_at"))
+        .filter(Q(last_move__lt=stale) | Q(last_move__isnull=True))
+    )
+    taken_back, requeued = 0, 0
+    with transaction.atomic():
+        for run in abandoned[:1000]:
+            if ProcessingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(status=RunStatus.PENDING):
+                record_audit("run.taken_back", target=run, actor="sweeper", details={"reason": "no progress"})
+                taken_back += 1
+                if settings.PROCESS_ON_INTAKE:
+                    enqueue_run_on_commit(run.pk)
+        if settings.PROCESS_ON_INTAKE:
+            waiting = ProcessingRun.objects.filter(
+                status=RunStatus.PENDING, created_at__lt=now - timedelta(seconds=requeue_after_seconds)
+            )
+            for run_id in waiting.order_by("created_at").values_list("pk", flat=True)[:1000]:
+                enqueue_run_on_commit(run_id)
+                requeued += 1
+    return {"runs_taken_back": taken_back, "runs_requeued": requeued}

@@ -4,9 +4,9 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from actions.demo import load_demo
+from actions.demo import load_demo, load_demo_mail
 
 
 class Command(BaseCommand):
@@ -20,13 +20,29 @@ class Command(BaseCommand):
         parser.add_argument(
             "--admin", action="store_true", help="Create the 'admin' superuser if missing and print its login."
         )
+        parser.add_argument(
+            "--mail",
+            type=int,
+            default=0,
+            metavar="N",
+            help="Also generate N realistic demo emails and take them through the real pipeline "
+            "(intake, analysis with the configured backend, routing), as if they had just arrived.",
+        )
 
-    def handle(self, *args, admin: bool = False, **options) -> None:
+    def handle(self, *args, admin: bool = False, mail: int = 0, **options) -> None:
+        if mail < 0:
+            raise CommandError("--mail must be 0 or more.", returncode=2)
         counts = load_demo()
         self.stdout.write(
             f"Demo data: {counts['members']} team members, {counts['policies']} approval policies, "
             f"{counts['new_emails']} new emails."
         )
+        if mail:
+            outcome = load_demo_mail(mail)
+            self.stdout.write(
+                f"Demo mail: {outcome['stored']} new messages analysed ({outcome['succeeded']} runs succeeded, "
+                f"{outcome['review']} waiting in the review queue)."
+            )
         if admin:
             self._ensure_admin()
             self._ensure_team_password()
