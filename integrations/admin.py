@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from actions.admin_utils import AuditedAdminMixin, ReadOnlyAdminMixin, admin_link
 from actions.models import ActionType
 from integrations import outbox
 from integrations.llm.base import CATEGORIES
-from integrations.models import AnalysisRule, Circuit, LocalReminder, LocalTask, OutboxMessage, RuleCondition
+from integrations.models import (
+    AnalysisRule,
+    Circuit,
+    LocalReminder,
+    LocalTask,
+    MailboxCursor,
+    OutboxMessage,
+    RuleCondition,
+)
 
 
 @admin.register(LocalTask)
@@ -165,3 +173,24 @@ class AnalysisRuleAdmin(AuditedAdminMixin, admin.ModelAdmin):
         ("What a matching email gets", {"fields": ["category", "priority", "stop"]}),
         ("The action it proposes", {"fields": ["action_type", "action_params", "confidence", "rationale"]}),
     ]
+
+
+@admin.register(MailboxCursor)
+class MailboxCursorAdmin(admin.ModelAdmin):
+    """How far IMAP polling has read each folder, and what it had to skip."""
+
+    list_display = ["mailbox", "folder", "uidvalidity", "last_uid", "last_polled_at", "has_errors"]
+    readonly_fields = ["mailbox", "folder", "uidvalidity", "last_uid", "last_polled_at", "last_error"]
+    actions = ["clear_errors"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="errors", boolean=True)
+    def has_errors(self, obj: MailboxCursor) -> bool:
+        return bool(obj.last_error)
+
+    @admin.action(description="Clear the recorded errors (after dealing with the skipped messages)")
+    def clear_errors(self, request, queryset) -> None:
+        cleared = queryset.exclude(last_error="").update(last_error="")
+        self.message_user(request, f"Cleared the errors of {cleared} folder(s).", messages.SUCCESS)

@@ -15,7 +15,7 @@ from actions.models import Email
 from actions.proposals import propose_action
 
 # The loopback SMTP server fixture (smtp_server), for every suite.
-pytest_plugins = ["tests.smtp", "tests.openai_server"]
+pytest_plugins = ["tests.smtp", "tests.openai_server", "tests.dovecot"]
 
 
 @pytest.fixture(autouse=True)

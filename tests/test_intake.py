@@ -21,9 +21,9 @@ from actions.models import (
     StepName,
 )
 from tests.services import missing
+from tests.test_parsing import CORPUS
 
 MAILBOX = "support@acme.example"
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 
 def message(

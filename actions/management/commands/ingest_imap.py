@@ -1,0 +1,100 @@
+"""`manage.py ingest_imap`: poll the configured IMAP mailbox now, once or in a loop."""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from actions.management.progress import Progress
+from integrations.errors import IntegrationError
+from integrations.imap import ImapSettings, PollResult, poll_mailbox
+
+# Exit codes scripts can rely on.
+OK, SOME_FAILED, CANNOT_POLL = 0, 1, 2
+
+
+class Command(BaseCommand):
+    help = (
+        "Read new mail from the configured IMAP mailbox (IMAP_HOST, IMAP_USER, IMAP_FOLDERS...) and store each "
+        "message once, as the scheduled job does. Folders are opened read-only: mail is never deleted, moved "
+        "or marked read. Polls once unless --loop is given. Exit codes: 0 all stored, 1 some messages or folders "
+        "failed (listed; the messages stay in the mailbox), 2 cannot connect or log in, or IMAP is not configured."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--folder",
+            dest="folders",
+            action="append",
+            metavar="FOLDER",
+            help="Poll this folder instead of IMAP_FOLDERS; give it again for more folders.",
+        )
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument("--once", action="store_true", help="Poll once and exit (the default).")
+        mode.add_argument("--loop", action="store_true", help="Keep polling until interrupted (Ctrl-C).")
+        parser.add_argument(
+            "--interval",
+            type=int,
+            metavar="SECONDS",
+            help="With --loop, seconds between polls (default: IMAP_POLL_MINUTES).",
+        )
+        parser.add_argument("--no-progress", action="store_true", help="Print no progress bar.")
+
+    def handle(self, *args, folders: list[str] | None, loop: bool, interval: int | None, **options) -> None:
+        cfg = ImapSettings.from_settings()
+        if not cfg.configured:
+            raise CommandError("IMAP_HOST is not set: there is no mailbox to poll.", returncode=CANNOT_POLL)
+        if folders:
+            cfg = cfg.with_folders(folders)
+        self.show_progress = not options["no_progress"] and options["verbosity"] > 0
+        if not loop:
+            self.exit_with(self.poll_once(cfg))
+            return
+        interval = interval or settings.IMAP_POLL_MINUTES * 60
+        try:
+            while True:
+                try:
+                    self.poll_once(cfg)
+                except CommandError as exc:
+                    # A server that is down now may be back at the next poll.
+                    self.stderr.write(str(exc))
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            self.stdout.write("Stopped.")
+
+    def poll_once(self, cfg: ImapSettings) -> dict[str, PollResult]:
+        """Poll every folder once, with a progress bar per folder and a summary line each."""
+        bars: dict[str, Progress] = {}
+        raw_stderr = getattr(self.stderr, "_out", self.stderr)  # Progress draws "\r" lines itself
+
+        def found(folder: str, count: int) -> None:
+            bars[folder] = Progress(count, f"{cfg.mailbox}/{folder}", raw_stderr, enabled=self.show_progress)
+
+        def ingested(folder: str, uid: int) -> None:
+            bars[folder].advance()
+
+        try:
+            results = poll_mailbox(cfg, on_found=found, on_message=ingested)
+        except IntegrationError as exc:
+            raise CommandError(str(exc), returncode=CANNOT_POLL) from None
+        finally:
+            for bar in bars.values():
+                bar.finish()
+        for folder, result in results.items():
+            style = self.style.SUCCESS if result.ok else self.style.WARNING
+            self.stdout.write(style(f"{cfg.mailbox}/{folder}: {result.summary().rstrip('.')}."))
+            if not result.not_polled:
+                for error in result.errors:
+                    self.stderr.write(f"  {folder}: {error}")
+        return results
+
+    def exit_with(self, results: dict[str, PollResult]) -> None:
+        failed = sum(len(result.errors) for result in results.values())
+        if failed:
+            raise CommandError(
+                f"{failed} problem{'s' if failed != 1 else ''} while polling (listed above). "
+                "Messages that could not be stored are still in the mailbox, untouched.",
+                returncode=SOME_FAILED,
+            )
