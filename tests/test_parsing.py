@@ -180,6 +180,23 @@ def test_it_decodes_uuencoded_attachments_by_their_names():
     ]
 
 
+def test_it_decodes_uuencoded_content_and_takes_the_name_from_the_begin_line():
+    raw = _mail(
+        "From: dana@customer.example",
+        'Content-Type: multipart/mixed; boundary="b"',
+        body=(
+            "--b\r\nContent-Type: text/plain\r\n\r\nNotes attached.\r\n"
+            "--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n"
+            # The second line carries junk after its data, as some encoders write it.
+            "begin 644 notes.txt\r\n,:&5L;&\\@=V]R;&0*\r\n,:&5L;&\\@=V]R;&0*junk!\r\n`\r\nend\r\n--b--\r\n"
+        ),
+    )
+
+    parsed = parse_message(raw)
+
+    assert [(a.filename, a.content) for a in parsed.attachments] == [("notes.txt", b"hello world\n" * 2)]
+
+
 def test_pictures_of_an_html_body_are_inline_attachments_with_their_content_ids():
     parsed = parse_corpus("django-mailbox/message_with_image_jpg_mimetype.eml")
 

@@ -3,7 +3,8 @@
 Such mail is never answered automatically (RFC 3834): answering a bounce or
 a vacation notice starts a mail loop. Signals are taken in order of how sure
 they are: our own Message-ID first, then delivery reports, then the headers
-auto-responders set, then list headers. Subjects count only where the prefix
+auto-responders set, then the null sender (which auto-responders use too),
+then list headers. Subjects count only where the prefix
 is unmistakable or another signal backs them up, because people write
 "out of office" in ordinary mail too.
 """
@@ -24,7 +25,7 @@ from integrations import outbox
 _OUR_MESSAGE_ID = re.compile(r"<mailroom\.(\d+)\.([^<>@\s]+)\.[0-9a-f]{16}@([^<>@\s]+)>")
 _DAEMONS = {"mailer-daemon", "mailerdaemon", "postmaster", "mail-daemon"}
 _DELIVERY_FAILURE = re.compile(
-    r"undeliver|undelivered|delivery (?:status notification|notification|failure|failed|has failed|problem)"
+    r"undeliver|delivery (?:status notification|notification|failure|failed|has failed|problem)"
     r"|mail delivery failed|returned mail|returned to sender|failure notice|non-?delivery|could not be delivered"
     r"|unzustellbar|nicht zugestellt|non remis|no entregado",
     re.IGNORECASE,
@@ -76,6 +77,11 @@ class _Headers:
 
     def get(self, name: str) -> str:
         return self._first.get(name.lower(), "")
+
+    @property
+    def from_null_sender(self) -> bool:
+        """Return-Path: <>, the envelope sender of delivery reports (and, per RFC 3834, of auto-replies)."""
+        return self.get("Return-Path").replace(" ", "") == "<>"
 
     def token(self, name: str) -> str:
         """The header's first word, lower-case ("auto-replied" from "auto-replied; owner-email=...")."""
@@ -140,7 +146,7 @@ def _backing_signal(headers: _Headers) -> str:
     """A hint too weak alone that, with an auto-reply subject, settles it."""
     if "X-Auto-Response-Suppress" in headers:
         return "it carries X-Auto-Response-Suppress as Exchange auto-replies do"
-    if headers.get("Return-Path").replace(" ", "") == "<>":
+    if headers.from_null_sender:
         return "it comes from the null sender (Return-Path: <>)"
     if headers.token("Precedence") in ("bulk", "junk", "list"):
         return f"it says Precedence: {headers.token('Precedence')}"
@@ -149,7 +155,7 @@ def _backing_signal(headers: _Headers) -> str:
 
 def _null_sender(parsed: ParsedMessage, headers: _Headers) -> str:
     # Checked after the auto-reply headers: RFC 3834 asks auto-responders to use the null sender too.
-    if headers.get("Return-Path").replace(" ", "") == "<>":
+    if headers.from_null_sender:
         return "It comes from the null sender (Return-Path: <>), which delivery reports use"
     return ""
 

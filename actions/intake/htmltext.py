@@ -7,8 +7,8 @@ cannot place is dropped, and a parser crash falls back to stripping tags.
 
 from __future__ import annotations
 
-import html
 import re
+from html import unescape
 from html.parser import HTMLParser
 
 # Blocks that stand apart as paragraphs (a blank line around them) and blocks
@@ -30,20 +30,20 @@ _TOO_MANY_BLANK_LINES = re.compile(r"\n{4,}")
 _TAG = re.compile(r"<[^>]*>")
 
 
-def html_to_text(html_source: str) -> str:
+def html_to_text(html: str) -> str:
     """Return the readable text of HTML: line breaks for blocks, "- " for list items, links as "text (url)"."""
     converter = _TextConverter()
     try:
-        converter.feed(html_source)
+        converter.feed(html)
         converter.close()
     except Exception:  # html.parser still has asserts on some markup; keep what it read
-        converter.text_so_far = converter.text_so_far or _stripped(html_source)
+        converter.text_so_far = converter.text_so_far or _stripped(html)
     return _tidy(converter.text_so_far)
 
 
-def _stripped(html_source: str) -> str:
+def _stripped(html: str) -> str:
     """The crude fallback: tags removed, entities decoded."""
-    return html.unescape(_TAG.sub(" ", html_source))
+    return unescape(_TAG.sub(" ", html))
 
 
 def _tidy(text: str) -> str:

@@ -21,6 +21,7 @@ from actions.handlers.base import is_address
 from actions.handlers.outgoing import MAX_RECIPIENTS
 from actions.handlers.tasks import TITLE_CHARS
 from integrations.llm.base import PRIORITIES, Analysis, EmailFacts, ProposedAction
+from integrations.llm.canned import CANNED_ANSWERS, pattern
 from integrations.llm.dates import find_deadline, find_duration_minutes, find_meeting_time, received_moment
 
 LOW, NORMAL, HIGH, URGENT = (PRIORITIES[name] for name in ("low", "normal", "high", "urgent"))
@@ -30,54 +31,6 @@ EXCERPT_CHARS = 1000
 CANNED_MAX_CHARS = 1500
 SIGN_OFF = "Best regards,\nThe support team"
 
-
-@dataclass(frozen=True)
-class CannedAnswer:
-    """A standard answer to a common question, sent as it stands when an email clearly asks just that."""
-
-    topic: str
-    asks: re.Pattern[str]
-    answer: str
-
-
-def _pattern(*alternatives: str) -> re.Pattern[str]:
-    return re.compile("|".join(alternatives), re.IGNORECASE)
-
-
-# Generic on purpose: edit them to match your product (its sign-in page, its billing pages, your hours).
-CANNED_ANSWERS = (
-    CannedAnswer(
-        "password reset",
-        _pattern(
-            r"\b(?:reset|forgot|forgotten|lost|change|recover)\w*\b.{0,40}\bpassword",
-            r"\bpassword\b.{0,40}\b(?:reset|forgot|forgotten|expired|doesn't work|does not work|not working)",
-        ),
-        'You can reset your password yourself: on the sign-in page choose "Forgot password?", enter the '
-        "address you sign in with, and follow the link we email you.\n\n"
-        "If no email arrives within ten minutes, please check your spam folder, or reply to this message "
-        "and we will reset it for you.",
-    ),
-    CannedAnswer(
-        "support hours",
-        _pattern(
-            r"\b(?:opening|office|business|support|service)\s+hours\b",
-            r"\bwhen\s+(?:are\s+you|is\s+(?:your|the)\s+\w+(?:\s+team)?)\s+(?:open|available)\b",
-            r"\bare\s+you\s+open\b",
-        ),
-        "Our support team answers email on working days, during office hours. Mail that arrives outside "
-        "them is answered on the next working day.",
-    ),
-    CannedAnswer(
-        "invoice copy",
-        _pattern(
-            r"\b(?:copy|copies|resend|re-send)\b.{0,30}\binvoices?\b",
-            r"\binvoices?\b.{0,30}\b(?:copy|again|resend|re-send)\b",
-            r"\bsend\s+(?:me|us)\s+(?:the|a|my|our)?\s*invoices?\b",
-        ),
-        "Every invoice is in your account under Billing, where you can download it as a PDF at any time. "
-        "If you need it sent to another address, reply with that address and we will send it.",
-    ),
-)
 
 _QUOTE_START = re.compile(
     r"^(?:On\s.{0,200}\bwrote:\s*$|-{2,}\s*(?:Original Message|Forwarded message)|_{5,}\s*$)",
@@ -90,14 +43,14 @@ _GREETING = re.compile(
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _NAME = re.compile(r"^[^\W\d_][\w.' -]{0,39}$")
 
-_URGENT = _pattern(r"\burgent(?:ly)?\b", r"\basap\b", r"\bas soon as possible\b", r"\bimmediately\b", r"\bemergency\b")
-_NEWSLETTER = _pattern(
+_URGENT = pattern(r"\burgent(?:ly)?\b", r"\basap\b", r"\bas soon as possible\b", r"\bimmediately\b", r"\bemergency\b")
+_NEWSLETTER = pattern(
     r"\bunsubscribe\b.{0,80}https?://",
     r"https?://\S{0,120}unsubscribe",
     r"\b(?:weekly|monthly|daily)\s+(?:digest|roundup|newsletter)\b",
     r"\bview\s+(?:this\s+(?:email|message)\s+)?in\s+(?:your\s+)?browser\b",
 )
-_OUTAGE = _pattern(
+_OUTAGE = pattern(
     r"\boutages?\b",
     r"\bincident\b",
     r"\b(?:is|are|went|goes|gone|been|was|were)\s+(?:completely\s+|still\s+)?down\b",
@@ -106,28 +59,28 @@ _OUTAGE = _pattern(
     r"\b50[234]\s+(?:errors?|bad gateway|service unavailable|gateway timeout)\b",
     r"\b(?:bad gateway|service unavailable|gateway timeout)\b",
 )
-_NOT_WORKING = _pattern(r"\b(?:not|stopped|isn't|aren't)\s+working\b", r"\bis\s+broken\b")
-_ALL_CUSTOMERS = _pattern(r"\ball\s+(?:our\s+|of\s+our\s+)?(?:customers|users)\b")
-_OUTAGE_HINTS = (_pattern(r"\bproduction\b"), _ALL_CUSTOMERS, _URGENT)
-_APPROVAL = _pattern(r"\b(?:approve|approval|sign[- ]?off|sign\s+off)\b")
+_NOT_WORKING = pattern(r"\b(?:not|stopped|isn't|aren't)\s+working\b", r"\bis\s+broken\b")
+_ALL_CUSTOMERS = pattern(r"\ball\s+(?:our\s+|of\s+our\s+)?(?:customers|users)\b")
+_OUTAGE_HINTS = (pattern(r"\bproduction\b"), _ALL_CUSTOMERS, _URGENT)
+_APPROVAL = pattern(r"\b(?:approve|approval|sign[- ]?off|sign\s+off)\b")
 _PURCHASE_ORDER = re.compile(r"\bPO[- ]?\d{3,}\b")
 _REFERENCE = re.compile(r"\b(?:PO|REQ|PR|CR)-\d{3,}\b")
-_MEETING = _pattern(r"\b(?:meet|meeting|call|catch[- ]up|schedule)\b")
-_MEETING_REQUEST = _pattern(
+_MEETING = pattern(r"\b(?:meet|meeting|call|catch[- ]up|schedule)\b")
+_MEETING_REQUEST = pattern(
     r"\b(?:meet|meeting|catch[- ]up)\b",
     r"\bschedule\s+(?:a|an|the|our)\b",
     r"\b(?:set up|arrange|book|have|hop on)\s+a\s+call\b",
 )
-_TASK = _pattern(
+_TASK = pattern(
     r"\b(?:can|could|would)\s+(?:someone|somebody|anyone)\b",
     r"\bplease\s+(?:update|fix|prepare|review|change|add|remove|create|draft|set up|deploy|renew|correct)\b",
     r"\bdeadline\b",
     r"\b(?:by|before)\s+(?:monday|tuesday|wednesday|thursday|friday|tomorrow|end of|eod|the end)\b",
 )
-_BILLING = _pattern(
+_BILLING = pattern(
     r"\b(?:invoices?|refunds?|refunded|charged|overcharged|charges|payments?|billing|billed|receipts?)\b"
 )
-_SUPPORT = _pattern(
+_SUPPORT = pattern(
     r"\?",
     r"\bhow\s+(?:do|can|should)\s+(?:i|we)\b",
     r"\b(?:can't|cannot|can not|unable to)\s+(?:log ?in|sign in|access)\b",
