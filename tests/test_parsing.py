@@ -1,8 +1,9 @@
 """Parsing raw mail: the shared corpus of real, broken messages, and crafted bytes for each rule.
 
-The corpus lives outside the repository (MAILROOM_CORPUS, or ../shared/corpus
-next to it). Without it these tests skip on a developer's machine and fail
-under CI=true.
+The corpus is tests/corpus/, a copy of the team's shared corpus (third-party
+fixtures, kept unchanged; see its MANIFEST.md); MAILROOM_CORPUS points the
+tests at another copy. Without it these tests skip on a developer's machine
+and fail under CI=true.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from actions.intake.htmltext import html_to_text
 from actions.intake.parsing import ParsedMessage, Unparseable, parse_message, safe_filename
 from tests.services import missing
 
-CORPUS = Path(os.environ.get("MAILROOM_CORPUS") or Path(__file__).resolve().parents[1].parent / "shared" / "corpus")
+# A copy of the shared corpus is kept in the repository, so a clean clone tests against it.
+CORPUS = Path(os.environ.get("MAILROOM_CORPUS") or Path(__file__).resolve().parent / "corpus")
 PUBLIC = CORPUS / "public"
 # Everything in the corpus folder is a message, except these two and one message with no sender at all.
 NOT_MAIL = {".gitattributes", "MANIFEST.md"}
