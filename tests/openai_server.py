@@ -259,12 +259,20 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         state = self.server.state
         state._enter()
+        self._counted = True
         try:
             self._answer(state)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout test): nothing left to say
         finally:
-            state._leave()
+            self._release()
+
+    def _release(self) -> None:
+        # Out of flight once the answer is decided, before it is written: the client may send its next
+        # request the moment it has read this answer, and must not find this one still counted.
+        if getattr(self, "_counted", False):
+            self._counted = False
+            self.server.state._leave()
 
     def do_GET(self) -> None:
         self._send(api_error(404, f"Invalid URL (GET {self.path})", type="invalid_request_error"))
@@ -299,6 +307,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, reply: Reply) -> None:
         if reply.delay and self.server.state._closing.wait(reply.delay):
             return  # the test is over
+        self._release()
         if reply.hang_up:
             self.close_connection = True
             return
