@@ -323,7 +323,7 @@ def load_demo_mail(count: int, *, seed: int | None = None) -> dict[str, int]:
     for item in generate(count, seed=seed):
         result = ingest_message(item.raw, mailbox=MAILBOX, source=EmailSource.DEMO, process=False)
         if result.created and not result.quarantined:
-            runs.append(result.email.runs.get())
+            runs.append(result.run)
     outcome = process_runs(runs)
     review = Email.objects.filter(pk__in=[run.email_id for run in runs], status=EmailStatus.REVIEW).count()
     return {"stored": len(runs), "succeeded": outcome["succeeded"], "review": review}

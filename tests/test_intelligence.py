@@ -58,7 +58,7 @@ def ingest_all(raws: list[bytes]) -> list[ProcessingRun]:
     for raw in raws:
         result = ingest_message(raw, mailbox=MAILBOX)
         if result.created and not result.quarantined:
-            runs.append(result.email.runs.get())
+            runs.append(result.run)
     return runs
 
 

@@ -110,7 +110,8 @@ def _answer(result: IngestResult) -> Response:
         "message_id": email.message_id,
         "status": email.status,
         "created": result.created,
-        "run": email.runs.order_by("-pk").values_list("pk", flat=True).first(),
+        # An email stored before has its latest run; one stored now, the run this call started.
+        "run": result.run.pk if result.run else email.runs.order_by("-pk").values_list("pk", flat=True).first(),
     }
     if result.quarantined:
         body["reason"] = email.status_reason

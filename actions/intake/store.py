@@ -28,11 +28,8 @@ from actions.models import (
     EmailSource,
     EmailStatus,
     ProcessingRun,
-    RunStatus,
-    RunStep,
-    StepName,
 )
-from actions.runlog import enqueue_run_on_commit, log_line
+from actions.runlog import enqueue_run_on_commit, start_run
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +44,11 @@ class IngestResult:
     email: Email
     created: bool  # False: the mailbox already had this Message-ID
     quarantined: bool
+    run: ProcessingRun | None = None  # the run this call started, when it stored the email
+
+
+def _already_stored(email: Email) -> IngestResult:
+    return IngestResult(email, created=False, quarantined=email.status == EmailStatus.QUARANTINED)
 
 
 def ingest_message(
@@ -74,7 +76,7 @@ def _store(raw: bytes, parsed: ParsedMessage, *, mailbox: str, source: str, proc
     message_id = parsed.message_id or _synthetic_message_id(raw)
     existing = Email.objects.filter(mailbox=mailbox, message_id=message_id[:998]).first()
     if existing is not None:
-        return IngestResult(existing, created=False, quarantined=existing.status == EmailStatus.QUARANTINED)
+        return _already_stored(existing)
     automated, automated_reason = detect_automated(parsed)
     fields = _text_fields(
         {
@@ -114,7 +116,7 @@ def _store(raw: bytes, parsed: ParsedMessage, *, mailbox: str, source: str, proc
             ).update(parent=email)
             for part in parsed.attachments:
                 _store_attachment(email, part)
-            run = _start_run(email, log)
+            run = start_run(email, log)
             record_audit(
                 "email.received",
                 target=email,
@@ -128,8 +130,8 @@ def _store(raw: bytes, parsed: ParsedMessage, *, mailbox: str, source: str, proc
         existing = Email.objects.filter(mailbox=mailbox, message_id=fields["message_id"]).first()
         if existing is None:
             raise
-        return IngestResult(existing, created=False, quarantined=existing.status == EmailStatus.QUARANTINED)
-    return IngestResult(email, created=True, quarantined=False)
+        return _already_stored(existing)
+    return IngestResult(email, created=True, quarantined=False, run=run)
 
 
 def _quarantine(raw: bytes, kept: bytes, *, mailbox: str, source: str, reason: str) -> IngestResult:
@@ -149,41 +151,19 @@ def _quarantine(raw: bytes, kept: bytes, *, mailbox: str, source: str, reason: s
                 "subject": "(quarantined)",
             },
         )
-        if created:
-            run = _start_run(email, [f"Received by {source} into {mailbox}: {len(raw):,} bytes."])
-            _finish_intake(run, RunStatus.FAILED, f"Quarantined: {reason}")
-            record_audit(
-                "email.quarantined",
-                target=email,
-                actor=str(source),
-                details={"mailbox": mailbox, "reason": reason, "size": len(raw)},
-            )
-            logger.warning("Quarantined a message for %s (%s bytes): %s", mailbox, len(raw), reason)
-    return IngestResult(email, created=created, quarantined=email.status == EmailStatus.QUARANTINED)
-
-
-def _start_run(email: Email, log: list[str]) -> ProcessingRun:
-    now = timezone.now()
-    run = ProcessingRun.objects.create(email=email, status=RunStatus.PENDING, started_at=now)
-    RunStep.objects.create(
-        run=run,
-        name=StepName.INTAKE,
-        status=RunStatus.SUCCEEDED,
-        started_at=now,
-        finished_at=now,
-        log=[log_line(text, now) for text in log],
-    )
-    return run
-
-
-def _finish_intake(run: ProcessingRun, status: str, line: str) -> None:
-    now = timezone.now()
-    step = run.steps.get(name=StepName.INTAKE)
-    step.status = status
-    step.log.append(log_line(line, now))
-    step.save(update_fields=["status", "log"])
-    run.status, run.finished_at, run.reason = status, now, line
-    run.save(update_fields=["status", "finished_at", "reason"])
+        if not created:
+            return _already_stored(email)
+        run = start_run(
+            email, [f"Received by {source} into {mailbox}: {len(raw):,} bytes."], failed=f"Quarantined: {reason}"
+        )
+        record_audit(
+            "email.quarantined",
+            target=email,
+            actor=str(source),
+            details={"mailbox": mailbox, "reason": reason, "size": len(raw)},
+        )
+        logger.warning("Quarantined a message for %s (%s bytes): %s", mailbox, len(raw), reason)
+    return IngestResult(email, created=True, quarantined=True, run=run)
 
 
 def _parent(mailbox: str, in_reply_to: str, references: list[str]) -> Email | None:

@@ -16,7 +16,7 @@ from django.utils import timezone
 from actions.audit import record_audit
 from actions.executor import cancel_action, enqueue_on_commit
 from actions.models import Action, ActionStatus, ProcessingRun, RunStatus, StepName
-from actions.runlog import enqueue_run_on_commit, log_line
+from actions.runlog import enqueue_run_on_commit, start_run
 from actions.transitions import TransitionError
 
 # Actions a cancelled run takes down with it: everything that has not started.
@@ -109,14 +109,7 @@ def cancel_run(run: ProcessingRun, *, acting_user=None, actor: str = "", reason:
 def reprocess_email(email, *, acting_user=None, actor: str = "") -> ProcessingRun:
     """Start a new run for an email (after a failed analysis, or with new rules)."""
     with transaction.atomic():
-        run = ProcessingRun.objects.create(email=email, status=RunStatus.PENDING, started_at=timezone.now())
-        run.steps.create(
-            name=StepName.INTAKE,
-            status=RunStatus.SUCCEEDED,
-            started_at=run.started_at,
-            finished_at=run.started_at,
-            log=[log_line(f"Processing again, asked by {actor or acting_user or 'system'}.")],
-        )
+        run = start_run(email, [f"Processing again, asked by {actor or acting_user or 'system'}."])
         record_audit("run.started", target=run, acting_user=acting_user, actor=actor, details={"email": email.pk})
         enqueue_run_on_commit(run.pk)
     return run

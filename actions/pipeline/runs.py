@@ -110,9 +110,8 @@ def process_runs(
         try:
             if run.pk in outcomes:
                 _record_analysis(run, outcomes[run.pk])
-            _route(run)
-            _hand_over(run)
-            _notify(run)
+            for name, step in ((StepName.ROUTE, _route), (StepName.EXECUTE, _hand_over), (StepName.NOTIFY, _notify)):
+                _run_step(run, name, step)
             _finish(run, RunStatus.SUCCEEDED)
             counts["succeeded"] += 1
         except RunStopped:
@@ -192,6 +191,7 @@ def _record_analysis(run: ProcessingRun, outcome: Outcome) -> None:
         email.summary, email.draft_reply = analysis.summary, analysis.draft_reply
         email.status = EmailStatus.ANALYSED
         email.save(update_fields=["category", "priority", "summary", "draft_reply", "status"])
+        refused = 0
         ProcessingRun.objects.filter(pk=run.pk).update(
             backend=analysis.backend[:32],
             model=analysis.model[:100],
@@ -214,16 +214,16 @@ def _record_analysis(run: ProcessingRun, outcome: Outcome) -> None:
                 )
                 lines.append(f"Proposed {action.type} #{action.pk} (confidence {proposal.confidence:.2f}).")
             except InvalidProposal as exc:
+                refused += 1
                 lines.append(f"Refused a proposed {proposal.type}: {exc}")
+        if refused:
+            # Routing keeps this: whatever the policy makes of the rest, a person looks at the email.
+            _set_email(email, EmailStatus.REVIEW, f"{refused} proposed action(s) were invalid and refused.")
         _end_step(run, StepName.ANALYSE, RunStatus.SUCCEEDED, *lines)
 
 
-def _route(run: ProcessingRun) -> None:
+def _route(run: ProcessingRun) -> list[str]:
     """Let the policy decide for each proposal; put the email in the review queue when nobody could."""
-    if _step_done(run, StepName.ROUTE):
-        return
-    _check(run)
-    _start_step(run, StepName.ROUTE)
     email = Email.objects.get(pk=run.email_id)
     lines, suggested = [], 0
     actions = list(run.actions.filter(status=ActionStatus.PROPOSED).order_by("pk"))
@@ -231,20 +231,17 @@ def _route(run: ProcessingRun) -> None:
         route = route_action(action, actor="policy")
         suggested += route.kind == SUGGEST
         lines.append(f"{action.type} #{action.pk}: {route.kind}, {route.reason}.")
-    refused = _refused_count(run)
-    review = _review_reason(email, actions, suggested, refused)
-    with transaction.atomic():
-        if review:
-            lines.append(f"Needs review: {review}")
-            _set_email(email, EmailStatus.REVIEW, review)
-        elif email.status != EmailStatus.REVIEW:
-            _set_email(email, EmailStatus.PROCESSED, email.status_reason)
-        _end_step(run, StepName.ROUTE, RunStatus.SUCCEEDED, *(lines or ["No actions to route."]))
+    # In review already: the analysis proposed something invalid.
+    review = email.status_reason if email.status == EmailStatus.REVIEW else _review_reason(email, actions, suggested)
+    if review:
+        lines.append(f"Needs review: {review}")
+        _set_email(email, EmailStatus.REVIEW, review)
+    else:
+        _set_email(email, EmailStatus.PROCESSED, email.status_reason)
+    return lines or ["No actions to route."]
 
 
-def _review_reason(email: Email, actions: list[Action], suggested: int, refused: int) -> str:
-    if refused:
-        return f"{refused} proposed action(s) were invalid and refused."
+def _review_reason(email: Email, actions: list[Action], suggested: int) -> str:
     if suggested:
         return f"{suggested} proposal(s) are only suggestions: a person decides."
     if not actions and email.category in UNDECIDED and not email.automated:
@@ -252,31 +249,16 @@ def _review_reason(email: Email, actions: list[Action], suggested: int, refused:
     return ""
 
 
-def _refused_count(run: ProcessingRun) -> int:
-    step = next((s for s in run.steps.all() if s.name == StepName.ANALYSE), None)
-    return sum(1 for line in (step.log if step else []) if _message(line).startswith("Refused a proposed"))
-
-
-def _hand_over(run: ProcessingRun) -> None:
+def _hand_over(run: ProcessingRun) -> list[str]:
     """Say what went to the workers; they record their own outcomes on the actions."""
-    if _step_done(run, StepName.EXECUTE):
-        return
-    _check(run)
-    _start_step(run, StepName.EXECUTE)
     by_status: dict[str, list[str]] = {}
     for action in run.actions.order_by("pk"):
         by_status.setdefault(action.get_status_display(), []).append(f"{action.type} #{action.pk}")
-    lines = [f"{status}: {', '.join(names)}." for status, names in by_status.items()]
-    _end_step(run, StepName.EXECUTE, RunStatus.SUCCEEDED, *(lines or ["Nothing to execute."]))
+    return [f"{status}: {', '.join(names)}." for status, names in by_status.items()] or ["Nothing to execute."]
 
 
-def _notify(run: ProcessingRun) -> None:
-    if _step_done(run, StepName.NOTIFY):
-        return
-    _check(run)
-    _start_step(run, StepName.NOTIFY)
-    lines = notify_urgent(Email.objects.get(pk=run.email_id), run)
-    _end_step(run, StepName.NOTIFY, RunStatus.SUCCEEDED, *lines)
+def _notify(run: ProcessingRun) -> list[str]:
+    return notify_urgent(Email.objects.get(pk=run.email_id), run)
 
 
 # --- Bookkeeping ---------------------------------------------------------------------
@@ -286,6 +268,15 @@ def _check(run: ProcessingRun) -> None:
     status = ProcessingRun.objects.filter(pk=run.pk).values_list("status", flat=True).first()
     if status != RunStatus.RUNNING:
         raise RunStopped(status)
+
+
+def _run_step(run: ProcessingRun, name: str, step: Callable[[ProcessingRun], list[str]]) -> None:
+    """Do one step of the run once, logging what it says; stop first if a person paused or cancelled the run."""
+    if _step_done(run, name):
+        return
+    _check(run)
+    _start_step(run, name)
+    _end_step(run, name, RunStatus.SUCCEEDED, *step(run))
 
 
 def _start_step(run: ProcessingRun, name: str, *lines: str, at=None) -> None:
@@ -300,8 +291,10 @@ def _start_step(run: ProcessingRun, name: str, *lines: str, at=None) -> None:
 
 
 def _end_step(run: ProcessingRun, name: str, status: str, *lines: str) -> None:
-    RunStep.objects.filter(run=run, name=name).update(status=status, finished_at=timezone.now())
-    _append(run, name, lines)
+    step = RunStep.objects.get(run=run, name=name)
+    step.status, step.finished_at = status, timezone.now()
+    step.log = [*step.log, *(log_line(text, step.finished_at) for text in lines)]
+    step.save(update_fields=["status", "finished_at", "log"])
     if hasattr(run, "_prefetched_objects_cache"):
         run._prefetched_objects_cache.pop("steps", None)
 
@@ -311,10 +304,6 @@ def _append(run: ProcessingRun, name: str, lines: Iterable[str]) -> None:
     now = timezone.now()
     step.log = [*step.log, *(log_line(text, now) for text in lines)]
     step.save(update_fields=["log"])
-
-
-def _message(line) -> str:
-    return line.get("message", "") if isinstance(line, dict) else str(line)
 
 
 def _set_email(email: Email, status: str, reason: str) -> None:

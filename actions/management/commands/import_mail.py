@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from actions.intake.store import ingest_message
 from actions.management.progress import Progress
-from actions.models import EmailSource, ProcessingRun, RunStatus
+from actions.models import EmailSource, ProcessingRun
 from actions.pipeline import process_runs
 
 
@@ -96,7 +96,7 @@ class Command(BaseCommand):
                         self.stderr.write(f"Quarantined {where}: {result.email.status_reason}")
                     else:
                         counts["stored"] += 1
-                        new_runs += result.email.runs.filter(status=RunStatus.PENDING).values_list("pk", flat=True)
+                        new_runs.append(result.run.pk)
         self.stdout.write(
             ", ".join(f"{counts[what]} {what}" for what in ("stored", "already stored", "quarantined", "unreadable"))
             + f" into {mailbox_name}."
