@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -12,12 +14,26 @@ from integrations.errors import IntegrationError
 DEFAULT_TIMEOUT = 10
 
 
-def _retry_after(headers) -> float | None:
-    value = headers.get("Retry-After") if headers else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
+def retry_after(headers: Any) -> float | None:
+    """The wait a server asks for, in seconds, from Retry-After (seconds or an HTTP date) or retry-after-ms."""
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds:
+        try:
+            return max(float(milliseconds) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
         return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
 
 
 def post_json(
@@ -45,7 +61,7 @@ def post_json(
         raise IntegrationError(
             f"HTTP {exc.code} from {request.host}: {body}",
             permanent=not transient,
-            retry_after=_retry_after(exc.headers),
+            retry_after=retry_after(exc.headers),
         ) from None
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)

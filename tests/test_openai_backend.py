@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from actions.handlers import all_handlers
+from integrations.http import retry_after
 from integrations.llm import get_backend
 from integrations.llm.base import PRIORITIES, AnalysisError, EmailFacts
-from integrations.llm.openai import OpenAIBackend, retry_after
+from integrations.llm.openai import OpenAIBackend
 from integrations.llm.prompt import EMAIL_END, EMAIL_START
 from integrations.llm.schema import analysis_json_schema, parse_answer
 from tests import openai_server as loopback

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.urls import reverse
 
 from actions.models import Email, Priority, ProcessingRun
 from integrations import chat, outbox
@@ -39,7 +40,7 @@ def notify_urgent(email: Email, run: ProcessingRun) -> list[str]:
             chat.post_notice(
                 f"Urgent: {email.subject or '(no subject)'}"[:150],
                 [f"From {email.sender}", email.summary or email.plain_text[:300], *(str(a) for a in actions)],
-                link=settings.SITE_URL + f"/admin/actions/email/{email.pk}/change/",
+                link=settings.SITE_URL + reverse("admin:actions_email_change", args=[email.pk]),
             )
             lines.append("Posted to Slack.")
         except IntegrationError as exc:

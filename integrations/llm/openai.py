@@ -8,8 +8,6 @@ the pipeline should try again later.
 
 from __future__ import annotations
 
-import email.utils
-import time
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +15,7 @@ import openai
 from django.conf import settings
 from openai.types.chat import ChatCompletion
 
+from integrations.http import retry_after
 from integrations.llm.base import Analysis, AnalysisBackend, AnalysisError, EmailFacts
 from integrations.llm.prompt import messages
 from integrations.llm.schema import analysis_json_schema, parse_answer
@@ -142,25 +141,3 @@ def _error_message(exc: openai.APIStatusError) -> str:
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return body["message"]
     return exc.message
-
-
-def retry_after(headers: Any) -> float | None:
-    """The wait a server asks for, in seconds, from Retry-After (seconds or an HTTP date) or retry-after-ms."""
-    milliseconds = headers.get("retry-after-ms")
-    if milliseconds:
-        try:
-            return max(float(milliseconds) / 1000, 0.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
