@@ -6,11 +6,27 @@ import json
 from datetime import datetime
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db import models
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+
+
+def checked_params(action_type: str | None, params: Any) -> Any:
+    """A form's parameters: an object of named values, valid for the action type's schema when the type is known.
+
+    Raises forms.ValidationError with one message per field the schema refuses.
+    """
+    from actions.handlers import validation_errors
+
+    if not isinstance(params, dict):
+        raise forms.ValidationError('Parameters must be an object of named values, such as {"to": ["..."]}.')
+    problems = validation_errors(action_type, params) if action_type else []
+    if problems:
+        raise forms.ValidationError([f"{field}: {why}" for field, why in problems])
+    return params
 
 
 def pretty_json(value: Any):

@@ -44,6 +44,15 @@ def _require_json_object(field: str, value: Any) -> None:
         raise InvalidProposal(field, f"must hold only JSON values ({exc}).") from exc
 
 
+def check_params(action_type: ActionType | str, params: dict[str, Any]) -> None:
+    """Refuse parameters the type's schema refuses, naming the first field and listing every problem."""
+    problems = validation_errors(str(action_type), params)
+    if problems:
+        field, _ = problems[0]
+        details = "; ".join(f"{name}: {why}" for name, why in problems)
+        raise InvalidProposal(f"params.{field}", f"invalid parameters for {action_type} ({details})")
+
+
 def propose_action(
     type: ActionType | str,
     *,
@@ -85,11 +94,7 @@ def propose_action(
     if len(idempotency_key or "") > key_length:
         raise InvalidProposal("idempotency_key", f"is longer than {key_length} characters.")
 
-    problems = validation_errors(str(type), params or {})
-    if problems:
-        field, _ = problems[0]
-        details = "; ".join(f"{name}: {why}" for name, why in problems)
-        raise InvalidProposal(f"params.{field}", f"invalid parameters for {type} ({details})")
+    check_params(type, params or {})
 
     key = idempotency_key or uuid.uuid4().hex
     if (

@@ -13,9 +13,8 @@ from django.db import transaction
 
 from actions.audit import record_audit
 from actions.executor import cancel_action
-from actions.handlers import validation_errors
 from actions.models import Action, ActionStatus, Email, EmailStatus
-from actions.proposals import InvalidProposal
+from actions.proposals import InvalidProposal, check_params
 
 
 def _require_proposed(action: Action) -> None:
@@ -28,9 +27,7 @@ def edit_proposal(action: Action, params: dict[str, Any], *, acting_user) -> Act
     _require_proposed(action)
     if not isinstance(params, dict):
         raise InvalidProposal("params", "must be an object of named values.")
-    problems = validation_errors(action.type, params)
-    if problems:
-        raise InvalidProposal(f"params.{problems[0][0]}", "; ".join(f"{field}: {why}" for field, why in problems))
+    check_params(action.type, params)
     if params == action.params:
         return action
     with transaction.atomic():

@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 
 from actions.admin.audit import audit_table
 from actions.admin.runs import steps_table
-from actions.admin_utils import ReadOnlyAdminMixin, admin_link, pretty_json
+from actions.admin_utils import ReadOnlyAdminMixin, admin_link, checked_params, pretty_json
 from actions.executor import (
     cancel_action,
     pause_execution,
@@ -16,7 +16,7 @@ from actions.executor import (
     retry_action,
     undo_action,
 )
-from actions.handlers import UndoRefused, validation_errors
+from actions.handlers import UndoRefused
 from actions.models import Action, ActionStatus, DomainSend, ExecutionSwitch
 from actions.proposals import propose_action
 from actions.transitions import TransitionError
@@ -34,17 +34,7 @@ class ActionProposalForm(forms.ModelForm):
     def clean_params(self):
         # propose_action refuses these too, but by then the form could no longer say so.
         params = self.cleaned_data.get("params")
-        if params is not None and not isinstance(params, dict):
-            raise forms.ValidationError('Parameters must be an object of named values, such as {"to": ["..."]}.')
-        return params
-
-    def clean(self):
-        cleaned = super().clean()
-        action_type, params = cleaned.get("type"), cleaned.get("params")
-        if action_type and isinstance(params, dict):
-            for field, why in validation_errors(action_type, params):
-                self.add_error("params", f"{field}: {why}")
-        return cleaned
+        return params if params is None else checked_params(self.cleaned_data.get("type"), params)
 
 
 @admin.register(Action)

@@ -11,8 +11,7 @@ from django.db.models.functions import Coalesce
 from django.utils.html import format_html, format_html_join
 
 from actions.admin.runs import steps_table
-from actions.admin_utils import ReadOnlyAdminMixin, ReadOnlyInline, admin_link
-from actions.handlers import validation_errors
+from actions.admin_utils import ReadOnlyAdminMixin, ReadOnlyInline, admin_link, checked_params
 from actions.models import Action, ActionStatus, Attachment, Email, EmailStatus, ReviewItem
 from actions.pipeline import reprocess_email
 from actions.proposals import InvalidProposal
@@ -146,13 +145,7 @@ class ProposalForm(forms.ModelForm):
         fields = ["params"]
 
     def clean_params(self):
-        params = self.cleaned_data.get("params")
-        if not isinstance(params, dict):
-            raise forms.ValidationError('Parameters must be an object of named values, such as {"body": "..."}.')
-        problems = validation_errors(self.instance.type, params)
-        if problems:
-            raise forms.ValidationError([f"{field}: {why}" for field, why in problems])
-        return params
+        return checked_params(self.instance.type, self.cleaned_data.get("params"))
 
 
 class ProposalInline(admin.StackedInline):
