@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import models
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -27,6 +28,32 @@ def checked_params(action_type: str | None, params: Any) -> Any:
     if problems:
         raise forms.ValidationError([f"{field}: {why}" for field, why in problems])
     return params
+
+
+def apply_each(
+    model_admin: admin.ModelAdmin,
+    request,
+    queryset,
+    operation: Callable[[Any], Any],
+    *,
+    verb: str,
+    noun: str,
+    refusals: tuple[type[Exception], ...],
+    prefix: Callable[[Any], str] = lambda obj: "",
+) -> None:
+    """An admin action's loop: run `operation` on each selected object, then say how many it did and why the
+    others were refused (the refusal's message, after `prefix(obj)`)."""
+    done, refused = 0, []
+    for obj in queryset:
+        try:
+            operation(obj)
+            done += 1
+        except refusals as exc:
+            refused.append(f"{prefix(obj)}{exc}")
+    if done:
+        model_admin.message_user(request, f"{verb} {done} {noun}{'s' if done != 1 else ''}.", messages.SUCCESS)
+    for reason in refused:
+        model_admin.message_user(request, reason, messages.WARNING)
 
 
 def pretty_json(value: Any):

@@ -144,3 +144,25 @@ def test_runs_are_paused_resumed_and_cancelled_from_the_admin(client, alice, mak
     # A second cancel is refused with the reason, not an error page.
     response = client.post(url, {"action": "cancel_runs", "_selected_action": [run.pk]}, follow=True)
     assert "nothing to cancel" in response.content.decode()
+
+
+def test_messages_are_processed_again_from_the_admin_but_quarantined_ones_are_not(
+    client, alice, reviewed_run, monkeypatch
+):
+    from actions.intake.store import ingest_message
+
+    monkeypatch.setattr("actions.runlog.async_task", lambda *args, **kwargs: None)
+    quarantined = ingest_message(b"\x00 not mail", mailbox="support@acme.example").email
+    client.force_login(alice)
+    response = client.post(
+        reverse("admin:actions_email_changelist"),
+        {"action": "process_again", "_selected_action": [reviewed_run.email_id, quarantined.pk]},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "Started a new run for 1 message." in page
+    assert "quarantined mail is not processed" in page
+    assert reviewed_run.email.runs.count() == 2
+    assert reviewed_run.email.runs.order_by("-pk").first().status == RunStatus.PENDING
+    assert quarantined.runs.count() == 1
+    assert AuditEntry.objects.filter(event="run.started").count() == 1

@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 
 from actions.admin.audit import audit_table
 from actions.admin.runs import steps_table
-from actions.admin_utils import ReadOnlyAdminMixin, admin_link, checked_params, pretty_json
+from actions.admin_utils import ReadOnlyAdminMixin, admin_link, apply_each, checked_params, pretty_json
 from actions.executor import (
     cancel_action,
     pause_execution,
@@ -156,17 +156,16 @@ class ActionAdmin(admin.ModelAdmin):
 
     def _apply(self, request, queryset, verb: str, operation) -> None:
         """Run `operation` on each selected action; report how many it did and each refusal's reason."""
-        done, refused = 0, []
-        for action in queryset:
-            try:
-                operation(action)
-                done += 1
-            except (TransitionError, UndoRefused) as exc:
-                refused.append(f"Action {action.pk}: {exc}")
-        if done:
-            self.message_user(request, f"{verb} {done} action{'s' if done != 1 else ''}.", messages.SUCCESS)
-        for reason in refused:
-            self.message_user(request, reason, messages.WARNING)
+        apply_each(
+            self,
+            request,
+            queryset,
+            operation,
+            verb=verb,
+            noun="action",
+            refusals=(TransitionError, UndoRefused),
+            prefix=lambda action: f"Action {action.pk}: ",
+        )
 
     # These change actions, so viewing them is not enough.
     @admin.action(description="Cancel selected actions", permissions=["change"])

@@ -11,9 +11,9 @@ from django.db.models.functions import Coalesce
 from django.utils.html import format_html, format_html_join
 
 from actions.admin.runs import steps_table
-from actions.admin_utils import ReadOnlyAdminMixin, ReadOnlyInline, admin_link, checked_params
+from actions.admin_utils import ReadOnlyAdminMixin, ReadOnlyInline, admin_link, apply_each, checked_params
 from actions.models import Action, ActionStatus, Attachment, Email, EmailStatus, ReviewItem
-from actions.pipeline import reprocess_email
+from actions.pipeline import RunControlError, reprocess_email
 from actions.proposals import InvalidProposal
 from actions.review import accept_proposal, discard_proposal, edit_proposal, finish_review
 from actions.transitions import TransitionError
@@ -121,15 +121,15 @@ class EmailAdmin(MailAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Process selected messages again (new run)", permissions=["change"])
     def process_again(self, request, queryset) -> None:
-        started = 0
-        for email in queryset:
-            if email.status == EmailStatus.QUARANTINED:
-                self.message_user(request, f"{email}: quarantined mail is not processed.", messages.WARNING)
-                continue
-            reprocess_email(email, acting_user=request.user)
-            started += 1
-        if started:
-            self.message_user(request, f"Started {started} new run(s).", messages.SUCCESS)
+        apply_each(
+            self,
+            request,
+            queryset,
+            lambda email: reprocess_email(email, acting_user=request.user),
+            verb="Started a new run for",
+            noun="message",
+            refusals=(RunControlError,),
+        )
 
 
 DECISIONS = [("", "Leave as it is"), ("accept", "Accept"), ("discard", "Discard")]

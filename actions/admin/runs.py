@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
-from actions.admin_utils import ReadOnlyAdminMixin, admin_link, when
+from actions.admin_utils import ReadOnlyAdminMixin, admin_link, apply_each, when
 from actions.models import ProcessingRun, RunStatus, RunStep
 from actions.pipeline import RunControlError, cancel_run, pause_run, resume_run
 
@@ -99,15 +99,8 @@ class ProcessingRunAdmin(admin.ModelAdmin):
         return steps_table(obj)
 
     def _control(self, request, queryset, verb: str, operation) -> None:
-        done = 0
-        for run in queryset:
-            try:
-                operation(run)
-                done += 1
-            except RunControlError as exc:
-                self.message_user(request, str(exc), messages.WARNING)
-        if done:
-            self.message_user(request, f"{verb} {done} run{'s' if done != 1 else ''}.", messages.SUCCESS)
+        # A refusal names its run itself ("Run 7 is cancelled; ...").
+        apply_each(self, request, queryset, operation, verb=verb, noun="run", refusals=(RunControlError,))
 
     @admin.action(description="Pause selected runs", permissions=["change"])
     def pause_runs(self, request, queryset) -> None:

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from actions.audit import record_audit
 from actions.executor import cancel_action, enqueue_on_commit
-from actions.models import Action, ActionStatus, ProcessingRun, RunStatus, StepName
+from actions.models import Action, ActionStatus, EmailStatus, ProcessingRun, RunStatus, StepName
 from actions.runlog import enqueue_run_on_commit, start_run
 from actions.transitions import TransitionError
 
@@ -107,7 +107,9 @@ def cancel_run(run: ProcessingRun, *, acting_user=None, actor: str = "", reason:
 
 
 def reprocess_email(email, *, acting_user=None, actor: str = "") -> ProcessingRun:
-    """Start a new run for an email (after a failed analysis, or with new rules)."""
+    """Start a new run for an email (after a failed analysis, or with new rules); never for quarantined mail."""
+    if email.status == EmailStatus.QUARANTINED:
+        raise RunControlError(f"{email}: quarantined mail is not processed ({email.status_reason}).")
     with transaction.atomic():
         run = start_run(email, [f"Processing again, asked by {actor or acting_user or 'system'}."])
         record_audit("run.started", target=run, acting_user=acting_user, actor=actor, details={"email": email.pk})
