@@ -38,13 +38,16 @@ def in_domains(address: str, domains: list[str]) -> bool:
     return "*" in domains or any(domain == d or domain.endswith(f".{d}") for d in domains)
 
 
-def check_recipients(action: Action, recipients: list[str]) -> Refusal | None:
-    """Outgoing mail goes only to internal and allowed domains, and to the email's own sender."""
+def outside_recipients(action: Action, recipients: list[str]) -> list[str]:
+    """The recipients mail may not go to: not at an internal or allowed domain, and not the email's own sender."""
     sender = action.email.from_address.lower() if action.email_id else ""
     allowed = settings.INTERNAL_DOMAINS + settings.ALLOWED_RECIPIENT_DOMAINS
-    refused = sorted(
-        {address for address in recipients if address.lower() != sender and not in_domains(address, allowed)}
-    )
+    return sorted({address for address in recipients if address.lower() != sender and not in_domains(address, allowed)})
+
+
+def check_recipients(action: Action, recipients: list[str]) -> Refusal | None:
+    """Outgoing mail goes only to internal and allowed domains, and to the email's own sender."""
+    refused = outside_recipients(action, recipients)
     if refused:
         return Refusal(f"recipients outside the allowed domains: {', '.join(refused)}")
     return None

@@ -17,9 +17,8 @@ from django.utils import timezone
 
 from actions.audit import record_audit
 from actions.executor import queue_action
-from actions.guards import in_domains
+from actions.guards import in_domains, outside_recipients
 from actions.handlers import get_handler
-from actions.handlers.outgoing import reply_addresses
 from actions.models import Action, ActionSource, ActionStatus, ActionType, Email
 from actions.transitions import transition_action
 from approvals.models import ApprovalPolicy, Condition, ConfidenceThreshold
@@ -60,15 +59,19 @@ def _sender_known(email: Email | None) -> bool:
     return Email.objects.filter(from_address__iexact=address, received_at__lt=email.received_at).exists()
 
 
+def _recipients(action: Action) -> list[str]:
+    """Who the action would send mail to, as its handler reads its parameters."""
+    handler = get_handler(action.type)
+    return handler.recipients(action, handler.parse(action))
+
+
 def matches(policy: ApprovalPolicy, action: Action) -> bool:
     """Whether the policy's condition holds for the action."""
     condition = policy.condition
     if condition == Condition.ALWAYS:
         return True
     if condition == Condition.EXTERNAL_RECIPIENT:
-        handler = get_handler(action.type)
-        recipients = handler.recipients(action, handler.parse(action))
-        return any(not in_domains(address, settings.INTERNAL_DOMAINS) for address in recipients)
+        return any(not in_domains(address, settings.INTERNAL_DOMAINS) for address in _recipients(action))
     if condition == Condition.AMOUNT_ABOVE:
         amount = _amount(action)
         return amount is not None and amount > policy.threshold
@@ -84,18 +87,6 @@ def _strictest(policies: list[ApprovalPolicy]) -> ApprovalPolicy:
     return max(
         policies, key=lambda p: (p.approvals_required, ROLE_RANK.get(p.approver_role, 0), -p.timeout.total_seconds())
     )
-
-
-def _outside_recipients(action: Action) -> list[str]:
-    """Recipients beyond the sender's own reply addresses and the internal and allowed domains."""
-    handler = get_handler(action.type)
-    own = {a.lower() for a in reply_addresses(action.email)} if action.email else set()
-    trusted = [*settings.INTERNAL_DOMAINS, *settings.ALLOWED_RECIPIENT_DOMAINS]
-    return [
-        address
-        for address in handler.recipients(action, handler.parse(action))
-        if address.lower() not in own and not in_domains(address, trusted)
-    ]
 
 
 def _answered_automatically_since(action: Action, since) -> bool:
@@ -131,7 +122,8 @@ def _limits_on_analysis(action: Action) -> Route | None:
             )
     if action.type == ActionType.APPROVE_REQUEST:
         return Route(APPROVAL, "answering an approval request on someone's behalf always needs a person")
-    outside = _outside_recipients(action)
+    # The same rule the guard applies when the action runs: here it asks a person first.
+    outside = outside_recipients(action, _recipients(action))
     if outside:
         return Route(
             APPROVAL, f"recipients taken from the email ({', '.join(outside)}) are outside the allowed domains"
