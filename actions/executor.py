@@ -311,9 +311,11 @@ def resume_execution(*, acting_user=None, actor: str = "", reason: str = "") -> 
         return enqueue_due(timezone.now())
 
 
-def enqueue_due(now: datetime, *, only_unsent_before: datetime | None = None) -> int:
-    """Enqueue queued actions that are due, most urgent first; return how many."""
+def enqueue_due(now: datetime, *, only_unsent_before: datetime | None = None, run_id: int | None = None) -> int:
+    """Enqueue queued actions that are due (of one run, if given), most urgent first; return how many."""
     due = Action.objects.filter(status=S.QUEUED).exclude(next_attempt_at__gt=now).exclude(run__status=RunStatus.PAUSED)
+    if run_id is not None:
+        due = due.filter(run_id=run_id)
     if only_unsent_before is not None:
         # Not enqueued yet, enqueued before it was due, or long enough ago to be lost.
         due = due.filter(

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from actions.audit import record_audit
-from actions.executor import cancel_action, enqueue_on_commit
+from actions.executor import cancel_action, enqueue_due
 from actions.models import Action, ActionStatus, EmailStatus, ProcessingRun, RunStatus, StepName
 from actions.runlog import enqueue_run_on_commit, start_run
 from actions.transitions import TransitionError
@@ -70,9 +70,7 @@ def resume_run(run: ProcessingRun, *, acting_user=None, actor: str = "", reason:
         run.reason = ""
         run.save(update_fields=["status", "reason"])
         record_audit("run.resumed", target=run, acting_user=acting_user, actor=actor, details={"reason": reason})
-        now = timezone.now()
-        for action in run.actions.filter(status=ActionStatus.QUEUED).exclude(next_attempt_at__gt=now):
-            enqueue_on_commit(action)
+        enqueue_due(timezone.now(), run_id=run.pk)
         if not done:
             enqueue_run_on_commit(run.pk)
     return run
