@@ -7,6 +7,7 @@ member with staff access, charlie a user with no access at all.
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -30,6 +31,13 @@ def _test_settings(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture
+def media(settings, tmp_path) -> Path:
+    """Stored files (attachments, uploads) go to the test's own folder."""
+    settings.MEDIA_ROOT = tmp_path
+    return tmp_path
 
 
 @pytest.fixture

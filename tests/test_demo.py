@@ -82,8 +82,7 @@ def test_demo_approvers_can_sign_in_with_the_printed_password(db, capsys, settin
     assert client.login(username="aiko.tanaka@acme.example", password="chosen-later")
 
 
-def test_demo_mail_goes_through_the_real_pipeline(db, capsys, settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
+def test_demo_mail_goes_through_the_real_pipeline(db, capsys, media):
     call_command("load_demo", "--mail", "20")
     out = capsys.readouterr().out
     assert "Demo mail: 20 new messages analysed (20 runs succeeded" in out

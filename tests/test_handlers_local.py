@@ -65,12 +65,6 @@ def sent(settings) -> list:
 
 
 @pytest.fixture
-def media(settings, tmp_path) -> Path:
-    settings.MEDIA_ROOT = tmp_path
-    return tmp_path
-
-
-@pytest.fixture
 def act(make_email):
     """Propose an action of a type with the given parameters, due at WEDNESDAY_10_UTC."""
 

@@ -48,9 +48,7 @@ INJECTIONS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _media(settings, tmp_path, db):
-    settings.MEDIA_ROOT = tmp_path / "media"
+pytestmark = pytest.mark.usefixtures("db", "media")
 
 
 def ingest_all(raws: list[bytes]) -> list[ProcessingRun]:
