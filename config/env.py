@@ -87,3 +87,11 @@ def env_decimal(name: str, default: str = "0") -> Decimal:
     if not value.is_finite() or value < 0:
         raise ImproperlyConfigured(f"{name}={raw!r} must be a number of 0 or more.")
     return value
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...] | list[str]) -> str:
+    """Return one of `choices` (lower-cased), refusing anything else with the list of what would do."""
+    value = env_str(name, default).strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r}: use one of {', '.join(choices)}.")
+    return value

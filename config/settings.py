@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_counts, env_decimal, env_int, env_list, env_str
+from config.env import env_bool, env_choice, env_counts, env_decimal, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Everything the running app writes (SQLite file, development key, uploads)
@@ -274,8 +274,65 @@ IMAP_MAILBOX = env_str("IMAP_MAILBOX", IMAP_USER or DEFAULT_MAILBOX)
 IMAP_TIMEOUT_SECONDS = env_int("IMAP_TIMEOUT_SECONDS", 30, minimum=1)
 IMAP_BATCH_SIZE = env_int("IMAP_BATCH_SIZE", 50, minimum=1)
 IMAP_POLL_MINUTES = env_int("IMAP_POLL_MINUTES", 1, minimum=1)
-# Urgent mail notifies the members on duty; also in Slack when this is set.
+
+# --- Integrations -------------------------------------------------------------
+# One block per outside system. Each is chosen by a *_BACKEND variable (or by
+# its URL being set); secrets may also come from NAME_FILE. README has a section
+# per integration.
+
+# Mailbox actions (archive_email): "imap" moves the message on the server
+# (IMAP MOVE, and back for undo), "local" only flags it, "apple" uses Apple Mail.
+MAILBOX_BACKEND = env_choice("MAILBOX_BACKEND", "imap" if IMAP_HOST else "local", ("local", "imap", "apple"))
+IMAP_ARCHIVE_FOLDER = env_str("IMAP_ARCHIVE_FOLDER", "Archive")
+
+# Calendar (schedule_meeting): invitations always go by email (iCalendar
+# REQUEST/CANCEL); "caldav" also writes the event to a CalDAV calendar,
+# "apple" to Apple Calendar. Reminders (set_reminder): "local" mails them when
+# due; "caldav" also keeps them as VTODO (what Apple Reminders reads through
+# iCloud), "apple" in Apple Reminders.
+CALDAV_URL = env_str("CALDAV_URL")
+CALDAV_USERNAME = env_str("CALDAV_USERNAME")
+CALDAV_PASSWORD = env_str("CALDAV_PASSWORD")
+# A calendar's display name or URL; empty: the account's first calendar.
+CALDAV_CALENDAR = env_str("CALDAV_CALENDAR")
+# Where reminders go as VTODO; empty: CALDAV_CALENDAR.
+CALDAV_TODO_LIST = env_str("CALDAV_TODO_LIST")
+CALDAV_TIMEOUT_SECONDS = env_int("CALDAV_TIMEOUT_SECONDS", 20, minimum=1)
+CALENDAR_BACKEND = env_choice("CALENDAR_BACKEND", "caldav" if CALDAV_URL else "email", ("email", "caldav", "apple"))
+REMINDER_BACKEND = env_choice("REMINDER_BACKEND", "caldav" if CALDAV_URL else "local", ("local", "caldav", "apple"))
+
+# Tasks (create_task, delegate_task, mark_complete): "local" keeps them in
+# Mailroom; "jira" (REST API v3) and "asana" create them there as well.
+TASK_BACKEND = env_choice("TASK_BACKEND", "local", ("local", "jira", "asana"))
+JIRA_URL = env_str("JIRA_URL")
+JIRA_EMAIL = env_str("JIRA_EMAIL")
+JIRA_API_TOKEN = env_str("JIRA_API_TOKEN")
+JIRA_PROJECT_KEY = env_str("JIRA_PROJECT_KEY")
+JIRA_ISSUE_TYPE = env_str("JIRA_ISSUE_TYPE", "Task")
+JIRA_DONE_TRANSITION = env_str("JIRA_DONE_TRANSITION", "Done")
+ASANA_TOKEN = env_str("ASANA_TOKEN")
+ASANA_WORKSPACE = env_str("ASANA_WORKSPACE")
+ASANA_PROJECT = env_str("ASANA_PROJECT")
+ASANA_BASE_URL = env_str("ASANA_BASE_URL", "https://app.asana.com/api/1.0")
+# Every web API call gives up after this long.
+INTEGRATION_TIMEOUT_SECONDS = env_int("INTEGRATION_TIMEOUT_SECONDS", 10, minimum=1)
+
+# Chat: urgent notices and escalations in Slack, by incoming webhook or, with
+# a bot token, chat.postMessage to SLACK_CHANNEL.
 SLACK_WEBHOOK_URL = env_str("SLACK_WEBHOOK_URL")
+SLACK_BOT_TOKEN = env_str("SLACK_BOT_TOKEN")
+SLACK_CHANNEL = env_str("SLACK_CHANNEL")
+SLACK_API_URL = env_str("SLACK_API_URL", "https://slack.com/api/")
+
+# Files (upload_attachments): "filesystem" under MEDIA_ROOT, or "s3" (any
+# S3-compatible service, through django-storages).
+FILE_STORAGE = env_choice("FILE_STORAGE", "filesystem", ("filesystem", "s3"))
+
+# Apple Mail, Calendar and Reminders (macOS only, through osascript).
+APPLE_MAIL_ACCOUNT = env_str("APPLE_MAIL_ACCOUNT")
+APPLE_ARCHIVE_MAILBOX = env_str("APPLE_ARCHIVE_MAILBOX", "Archive")
+APPLE_CALENDAR = env_str("APPLE_CALENDAR", "Calendar")
+APPLE_REMINDERS_LIST = env_str("APPLE_REMINDERS_LIST", "Reminders")
 
 # --- Mailroom ---------------------------------------------------------------
 

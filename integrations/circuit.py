@@ -2,8 +2,11 @@
 
 After CIRCUIT_FAILURE_THRESHOLD transient failures in a row an integration's
 circuit opens for CIRCUIT_COOLDOWN_SECONDS: actions that need it wait instead
-of spending their retries. When the cool-down is over, the circuit is half
-open: the next calls go through; a success closes it, a failure opens it again.
+of spending their retries. When the cool-down is over, the integration's
+health check is asked first: still down, the circuit stays open for another
+cool-down without an action spending an attempt to learn that; answering, the
+circuit is half open: the next calls go through; a success closes it, a
+failure opens it again.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from integrations import registry
 from integrations.models import Circuit, CircuitState
 
 # Handlers that talk to no outside system need no breaker.
@@ -31,7 +35,14 @@ def blocked_until(name: str) -> datetime | None:
     now = timezone.now()
     if state[1] and state[1] > now:
         return state[1]
-    # The rest is over: let calls through to find out whether it is back.
+    health = registry.check(name)
+    if not health.ok:
+        until = now + timedelta(seconds=settings.CIRCUIT_COOLDOWN_SECONDS)
+        Circuit.objects.filter(name=name, state=CircuitState.OPEN).update(
+            opened_until=until, last_error=f"Health check: {health.detail}"[:2000]
+        )
+        return until
+    # The rest is over and the system answers: let calls through to find out whether it works.
     Circuit.objects.filter(name=name, state=CircuitState.OPEN).update(state=CircuitState.HALF_OPEN)
     return None
 

@@ -16,3 +16,10 @@ class IntegrationError(Exception):
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
+
+
+class Unavailable(IntegrationError):
+    """The backend cannot work here at all (wrong platform, missing settings). Permanent; says what to do."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=True)

@@ -32,6 +32,12 @@ class LocalTask(models.Model):
     due_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Where the task really lives when the task backend is Jira or Asana: this
+    # row is Mailroom's record of it (assignee, email, status), the issue or
+    # task there is what people work in.
+    backend = models.CharField(max_length=16, default="local", help_text="local, jira or asana.")
+    external_id = models.CharField(max_length=64, blank=True, help_text="The Jira issue key or Asana task gid.")
+    external_url = models.URLField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["status", "due_at", "-created_at"]

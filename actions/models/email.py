@@ -65,6 +65,10 @@ class Email(models.Model):
     raw = models.BinaryField(blank=True, default=b"", editable=False)
     size = models.PositiveIntegerField(default=0, help_text="Size of the raw message in bytes.")
     source = models.CharField(max_length=16, choices=EmailSource.choices, default=EmailSource.IMPORT)
+    # Where an IMAP message sits on its server, for archiving by MOVE (and moving back).
+    imap_folder = models.CharField("IMAP folder", max_length=255, blank=True)
+    imap_uid = models.PositiveBigIntegerField("IMAP UID", null=True, blank=True)
+    imap_uidvalidity = models.PositiveBigIntegerField("IMAP UIDVALIDITY", null=True, blank=True)
     automated = models.CharField(
         max_length=16,
         choices=Automated.choices,
