@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 # capability -> "module:factory". The names are the handlers' `capability`.
 FACTORIES = {
     "mail": "integrations.mail:mail_backend",
-    "mailbox": "integrations.imap:mailbox_backend",
+    "mailbox": "integrations.mailbox:mailbox_backend",
     "calendar": "integrations.calendar:calendar_backend",
     "reminders": "integrations.calendar:reminder_backend",
     "tasks": "integrations.tasks:task_backend",
