@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from integrations.views import health
+
 admin.site.site_header = "Mailroom"
 admin.site.site_title = "Mailroom"
 admin.site.index_title = "Email turned into approved, audited work"
@@ -15,4 +17,5 @@ urlpatterns = [
     # Sign-in for approvers following an emailed link; staff use the admin's.
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("health/", health, name="health"),
 ]
