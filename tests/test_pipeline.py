@@ -5,9 +5,7 @@ runs paused, resumed and cancelled, urgent mail notified, undecided mail put in 
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -29,6 +27,7 @@ from approvals.models import ApprovalPolicy
 from integrations.llm import Analysis, AnalysisBackend, AnalysisError, EmailFacts, ProposedAction
 from integrations.models import OutboxMessage
 from teams.models import TeamMember
+from tests.slack_server import CHANNEL, TOKEN, rate_limited, serve_slack
 
 
 class ScriptedBackend(AnalysisBackend):
@@ -295,44 +294,12 @@ def test_a_finished_run_with_nothing_pending_cannot_be_paused(pending_run):
 # --- Urgent mail -------------------------------------------------------------------------------
 
 
-class SlackWebhook(BaseHTTPRequestHandler):
-    """A loopback Slack incoming webhook: JSON with text and blocks in, "ok" out; 429 when told to."""
-
-    posts: list[dict] = []
-    refuse_with: int | None = None
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        if self.headers.get("Content-Type", "").split(";")[0] != "application/json":
-            self._reply(400, b"invalid_payload")
-            return
-        if SlackWebhook.refuse_with:
-            self._reply(SlackWebhook.refuse_with, b"rate_limited", {"Retry-After": "30"})
-            return
-        SlackWebhook.posts.append(json.loads(body))
-        self._reply(200, b"ok")
-
-    def _reply(self, status: int, body: bytes, headers: dict | None = None) -> None:
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture
 def slack(settings):
-    SlackWebhook.posts, SlackWebhook.refuse_with = [], None
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SlackWebhook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    settings.SLACK_WEBHOOK_URL = f"http://127.0.0.1:{server.server_port}/services/T000/B000/secret"
-    yield SlackWebhook
-    server.shutdown()
+    """A loopback Slack (tests.slack_server), reached through its incoming webhook unless a test sets the bot."""
+    with serve_slack() as server:
+        settings.SLACK_BOT_TOKEN, settings.SLACK_WEBHOOK_URL = "", server.webhook_url
+        yield server
 
 
 def _hours(now, start_hours: int, end_hours: int) -> dict:
@@ -369,15 +336,29 @@ def test_urgent_mail_runs_in_the_urgent_lane_and_notifies_who_is_on_duty(pending
     assert "nina" not in json.dumps([notice.to, notice.cc])
     assert notice.subject == "[Urgent] Checkout is down"
     assert notice.headers["Auto-Submitted"] == "auto-generated"
-    (post,) = slack.posts
+    (post,) = slack.posts()
     assert post["blocks"][0] == {"type": "header", "text": {"type": "plain_text", "text": "Urgent: Checkout is down"}}
     assert "escalate" in post["blocks"][1]["text"]["text"].lower()
     assert "Posted to Slack." in log(run, StepName.NOTIFY)
 
 
+def test_urgent_mail_is_posted_by_the_bot_when_a_token_is_set(pending_run, on_duty, slack, settings, monkeypatch):
+    monkeypatch.setattr("integrations.outbox.deliver_soon", lambda message: None)
+    settings.SLACK_BOT_TOKEN, settings.SLACK_CHANNEL, settings.SLACK_API_URL = TOKEN, CHANNEL, slack.api_url
+    run = pending_run(subject="Checkout is down")
+    process_runs([run], backend=ScriptedBackend(analysis(category="outage", priority=Priority.URGENT)))
+
+    (request,) = slack.received
+    assert request.method == "chat.postMessage" and request.headers["authorization"] == f"Bearer {TOKEN}"
+    assert request.body["channel"] == CHANNEL
+    assert request.body["blocks"][0]["text"]["text"] == "Urgent: Checkout is down"
+    assert request.body["text"].startswith("Urgent: Checkout is down\nFrom customer")
+    assert "Posted to Slack." in log(run, StepName.NOTIFY)
+
+
 def test_a_slack_failure_is_logged_and_the_run_still_succeeds(pending_run, on_duty, slack, monkeypatch):
     monkeypatch.setattr("integrations.outbox.deliver_soon", lambda message: None)
-    slack.refuse_with = 429
+    slack.queue(rate_limited(30, webhook=True))
     run = pending_run()
     process_runs([run], backend=ScriptedBackend(analysis(category="outage", priority=Priority.URGENT)))
     run.refresh_from_db()
@@ -389,7 +370,7 @@ def test_a_slack_failure_is_logged_and_the_run_still_succeeds(pending_run, on_du
 def test_mail_that_is_not_urgent_notifies_nobody(pending_run, on_duty, slack):
     run = pending_run()
     process_runs([run], backend=ScriptedBackend(analysis()))
-    assert not OutboxMessage.objects.exists() and slack.posts == []
+    assert not OutboxMessage.objects.exists() and slack.received == []
     assert "Not urgent" in log(run, StepName.NOTIFY)
 
 

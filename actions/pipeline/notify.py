@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.urls import reverse
 
 from actions.models import Email, Priority, ProcessingRun
 from integrations import chat, outbox
@@ -35,16 +34,13 @@ def notify_urgent(email: Email, run: ProcessingRun) -> list[str]:
         lines.append(f"Urgent notice mailed to {', '.join(str(member) for member in members)}.")
     else:
         lines.append("Urgent, but nobody is on duty or reachable to notify by email.")
-    if chat.slack_configured():
-        try:
-            chat.post_notice(
-                f"Urgent: {email.subject or '(no subject)'}"[:150],
-                [f"From {email.sender}", email.summary or email.plain_text[:300], *(str(a) for a in actions)],
-                link=settings.SITE_URL + reverse("admin:actions_email_change", args=[email.pk]),
-            )
+    try:
+        posted = chat.post_urgent(email, actions)
+    except IntegrationError as exc:
+        # A Slack failure is recorded, not fatal: the notice by email stands on its own.
+        logger.warning("Slack notice for run %s failed: %s", run.pk, exc)
+        lines.append(f"Slack notice failed: {exc}")
+    else:
+        if posted["posted"]:
             lines.append("Posted to Slack.")
-        except IntegrationError as exc:
-            # The email notice went out; a Slack failure is recorded, not fatal.
-            logger.warning("Slack notice for run %s failed: %s", run.pk, exc)
-            lines.append(f"Slack notice failed: {exc}")
     return lines
