@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import zoneinfo
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Annotated, Any
@@ -91,7 +92,7 @@ class ScheduleMeeting(Handler):
         if params.end <= timezone.now():
             raise ActionFailed(f"The meeting ended at {params.end.isoformat()}; there is nothing to invite to.")
         meeting = calendar.Meeting(
-            # From the action, so a redelivery (or the CANCEL) names the same event.
+            # From the action, so a redelivery (or the CANCEL, or the calendar's copy) names the same event.
             uid=outbox.message_id_for(action.pk, "event").strip("<>"),
             title=params.title,
             start=params.start,
@@ -101,6 +102,9 @@ class ScheduleMeeting(Handler):
             location=params.location,
             description=params.description,
         )
+        # Into the calendar first: a calendar that refuses for good stops the action before anyone is invited.
+        # A retry saves it again unchanged, and the invitation below is sent once whatever happens.
+        kept = _keep(calendar.calendar_backend(), lambda backend: backend.save_event(meeting))
         message = send(
             action,
             "invite",
@@ -112,7 +116,13 @@ class ScheduleMeeting(Handler):
             ],
         )
         return Outcome(
-            result={"message_id": message.message_id, "to": message.to, "subject": message.subject, "uid": meeting.uid},
+            result={
+                "message_id": message.message_id,
+                "to": message.to,
+                "subject": message.subject,
+                "uid": meeting.uid,
+                **kept,
+            },
             undo_data={
                 "uid": meeting.uid,
                 "sequence": meeting.sequence,
@@ -120,6 +130,7 @@ class ScheduleMeeting(Handler):
                 "start": meeting.start.isoformat(),
                 "end": meeting.end.isoformat(),
                 "timezone": params.timezone,
+                **kept,
             },
         )
 
@@ -138,6 +149,9 @@ class ScheduleMeeting(Handler):
             location=params.location,
             sequence=sent["sequence"] + 1,
         )
+        # The calendar's copy first: undo runs in a transaction, so if the calendar fails, no CANCEL has gone out
+        # and the undo can be asked for again.
+        removed = _remove(sent, calendar.calendar_backend, lambda backend: backend.delete_event(meeting.uid))
         message = send(
             action,
             "cancel",
@@ -153,7 +167,26 @@ class ScheduleMeeting(Handler):
             "sequence": meeting.sequence,
             "message_id": message.message_id,
             "attendees": list(meeting.attendees),
+            **removed,
         }
+
+
+def _keep(backend: calendar.CalendarBackend | calendar.ReminderBackend, save: Callable[[Any], str]) -> dict[str, str]:
+    """Save into the configured calendar or reminders backend, unless it keeps nothing outside; where it went."""
+    if backend.name in {"email", "local"}:
+        return {}
+    return {"kept_in": backend.name, "kept_at": save(backend)}
+
+
+def _remove(kept: dict[str, Any], configured: Callable[[], Any], delete: Callable[[Any], bool]) -> dict[str, Any]:
+    """Delete what `_keep` saved, from the backend that recorded it; what became of it."""
+    if not kept.get("kept_in"):
+        return {}
+    backend = configured()
+    if backend.name != kept["kept_in"]:
+        # Configured otherwise since: the copy cannot be reached from here, so say where it was left.
+        return {"removed_from": "", "left_in": kept["kept_in"], "left_at": kept.get("kept_at", "")}
+    return {"removed_from": backend.name, "was_there": delete(backend)}
 
 
 def _subject(what: str, meeting: calendar.Meeting) -> str:
@@ -192,7 +225,8 @@ class SetReminder(Handler):
 
     type = "set_reminder"
     params = ReminderParams
-    capability = "local"
+    # Its circuit guards the reminders backend; with "local" that never fails, so the circuit never opens.
+    capability = "reminders"
     undoable = True
 
     def execute(self, action: Action, params: ReminderParams) -> Outcome:
@@ -201,34 +235,66 @@ class SetReminder(Handler):
         refusal = guards.check_recipients(action, [recipient])
         if refusal is not None:
             raise ActionFailed(f"Refused: {refusal.reason}")
-        # Hours count from when the reminder is set: the action may have waited for approval.
-        remind_at = params.remind_at or timezone.now() + timedelta(hours=params.in_hours or 0)
-        reminder, _ = LocalReminder.objects.get_or_create(
+        reminder = LocalReminder.objects.filter(action=action).first() or LocalReminder(
             action=action,
-            defaults={"recipient": recipient, "text": params.text, "remind_at": remind_at, "email": action.email},
+            recipient=recipient,
+            text=params.text,
+            # Hours count from when the reminder is set: the action may have waited for approval.
+            remind_at=params.remind_at or timezone.now() + timedelta(hours=params.in_hours or 0),
+            email=action.email,
         )
+        # The reminders app's copy first: one refused for good stops the action before a reminder is kept,
+        # and a redelivery finds the local reminder and saves the same copy again, unchanged.
+        uid = outbox.message_id_for(action.pk, "reminder").strip("<>")
+        kept = _keep(
+            calendar.reminder_backend(),
+            lambda backend: backend.save_reminder(
+                calendar.Reminder(
+                    uid=uid, title=reminder.text, due=reminder.remind_at, description="\n\n".join(_about(reminder))
+                )
+            ),
+        )
+        if reminder.pk is None:
+            reminder, _ = LocalReminder.objects.get_or_create(
+                action=action,
+                defaults={
+                    "recipient": reminder.recipient,
+                    "text": reminder.text,
+                    "remind_at": reminder.remind_at,
+                    "email": reminder.email,
+                },
+            )
+        kept = {**kept, "uid": uid} if kept else {}
         return Outcome(
             result={
                 "reminder_id": reminder.pk,
                 "recipient": reminder.recipient,
                 "remind_at": reminder.remind_at.isoformat(),
                 "text": reminder.text,
+                **kept,
             },
-            undo_data={"reminder_id": reminder.pk},
+            undo_data={"reminder_id": reminder.pk, **kept},
         )
 
     def undo(self, action: Action, params: ReminderParams) -> dict[str, Any]:
-        reminder = LocalReminder.objects.filter(action=action).first()
-        if reminder is None:
-            return {"reminder_id": None, "status": "gone"}
-        if LocalReminder.objects.filter(pk=reminder.pk, status=ReminderStatus.PENDING).update(
-            status=ReminderStatus.CANCELLED
-        ):
-            return {"reminder_id": reminder.pk, "status": ReminderStatus.CANCELLED}
-        reminder.refresh_from_db(fields=["status"])
-        if reminder.status == ReminderStatus.SENT:
-            raise UndoRefused("the reminder was already sent")
-        return {"reminder_id": reminder.pk, "status": reminder.status}
+        details = _cancel_local_reminder(action)
+        # After the local one, so a refusal (already sent) leaves the app's copy too; a failure here rolls back.
+        uid = action.undo_data.get("uid", "")
+        return {**details, **_remove(action.undo_data, calendar.reminder_backend, lambda b: b.delete_reminder(uid))}
+
+
+def _cancel_local_reminder(action: Action) -> dict[str, Any]:
+    reminder = LocalReminder.objects.filter(action=action).first()
+    if reminder is None:
+        return {"reminder_id": None, "status": "gone"}
+    if LocalReminder.objects.filter(pk=reminder.pk, status=ReminderStatus.PENDING).update(
+        status=ReminderStatus.CANCELLED
+    ):
+        return {"reminder_id": reminder.pk, "status": ReminderStatus.CANCELLED}
+    reminder.refresh_from_db(fields=["status"])
+    if reminder.status == ReminderStatus.SENT:
+        raise UndoRefused("the reminder was already sent")
+    return {"reminder_id": reminder.pk, "status": reminder.status}
 
 
 def _default_recipient(action: Action) -> str:
@@ -280,7 +346,18 @@ def _message_id(reminder: LocalReminder) -> str:
 
 
 def _store_reminder(reminder: LocalReminder) -> OutboxMessage:
-    lines = [reminder.text.strip()]
+    return outbox.store_message(
+        message_id=_message_id(reminder),
+        action=reminder.action,
+        to=[reminder.recipient],
+        subject=f"Reminder: {one_line(reminder.text)}"[:SUBJECT_CHARS],
+        text_body="\n\n".join([reminder.text.strip(), *_about(reminder)]) + "\n",
+    )
+
+
+def _about(reminder: LocalReminder) -> list[str]:
+    """What the reminder is about: its email and its action's page, for the reminder mail and the app's copy."""
+    lines = []
     if reminder.email is not None:
         email = reminder.email
         lines.append(
@@ -289,10 +366,4 @@ def _store_reminder(reminder: LocalReminder) -> OutboxMessage:
         )
     if reminder.action_id:
         lines.append(settings.SITE_URL + reverse("admin:actions_action_change", args=[reminder.action_id]))
-    return outbox.store_message(
-        message_id=_message_id(reminder),
-        action=reminder.action,
-        to=[reminder.recipient],
-        subject=f"Reminder: {one_line(reminder.text)}"[:SUBJECT_CHARS],
-        text_body="\n\n".join(lines) + "\n",
-    )
+    return lines

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from integrations.calendar.base import CalendarBackend, EmailOnlyCalendar, LocalReminders, Reminder, ReminderBackend
+from integrations.calendar.base import CalendarBackend, EmailOnlyCalendar, LocalReminders, ReminderBackend
 from integrations.calendar.ical import (
     CANCEL_CONTENT_TYPE,
     FILENAME,
     PRODUCT_ID,
     REQUEST_CONTENT_TYPE,
     Meeting,
+    Reminder,
     cancellation,
     invitation,
 )

@@ -8,25 +8,8 @@ them where a person's reminders app shows them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 from integrations.base import Backend
-from integrations.calendar.ical import Meeting
-
-
-@dataclass(frozen=True)
-class Reminder:
-    """A reminder as a calendar keeps it (a VTODO, an Apple reminder). `due` is aware."""
-
-    uid: str
-    title: str
-    due: datetime
-    description: str = ""
-
-    def __post_init__(self) -> None:
-        if self.due.tzinfo is None:
-            raise ValueError("A reminder's due time must be an aware datetime.")
+from integrations.calendar.ical import Meeting, Reminder
 
 
 class CalendarBackend(Backend):
@@ -35,7 +18,11 @@ class CalendarBackend(Backend):
     capability = "calendar"
 
     def save_event(self, meeting: Meeting) -> str:
-        """Create the event, or replace the one with the meeting's UID; return where it is (a URL or the UID)."""
+        """Create the event, or replace the one with the meeting's UID; return where it is (a URL or the UID).
+
+        Saving it again unchanged (a retried action) changes nothing; a changed
+        event gets a higher SEQUENCE than the one it replaces.
+        """
         raise NotImplementedError
 
     def delete_event(self, uid: str) -> bool:
@@ -49,7 +36,7 @@ class ReminderBackend(Backend):
     capability = "reminders"
 
     def save_reminder(self, reminder: Reminder) -> str:
-        """Create the reminder, or replace the one with its UID; return where it is (a URL or the UID)."""
+        """Create the reminder, or replace the one with its UID, as save_event does; return where it is."""
         raise NotImplementedError
 
     def delete_reminder(self, uid: str) -> bool:
