@@ -209,18 +209,43 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "media")))
 MEDIA_URL = "media/"
 STORAGES = {
+    # The emails' own attachments (media); always on this machine.
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    # Copies made by upload_file: set below by FILE_STORAGE (Integrations, Files).
+    "uploads": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
 }
 
 # --- Mail -------------------------------------------------------------------
 
 EMAIL_HOST = env_str("EMAIL_HOST")
-# With no mail server configured, mail is printed to the console instead of
-# failing: the embedded default keeps outgoing mail in the outbox.
+# Who delivers the outbox: "smtp" (EMAIL_HOST...), "console" (printed: the
+# embedded default keeps outgoing mail in the outbox), "apple" (Apple Mail,
+# macOS only) or a web API through django-anymail. auto: smtp when EMAIL_HOST
+# is set, else console. EMAIL_BACKEND, a class path, overrides the choice.
+# Each provider's settings, as anymail names them; each is read from the
+# environment under the same name (and NAME_FILE), e.g. POSTMARK_SERVER_TOKEN.
+# <PROVIDER>_API_URL points the provider at another address (a proxy, a test server).
+ANYMAIL_PROVIDER_SETTINGS = {
+    "amazon_ses": ("CONFIGURATION_SET_NAME",),
+    "brevo": ("API_KEY",),
+    "mailgun": ("API_KEY", "SENDER_DOMAIN"),
+    "mailjet": ("API_KEY", "SECRET_KEY"),
+    "postmark": ("SERVER_TOKEN", "MESSAGE_STREAM"),
+    "resend": ("API_KEY",),
+    "sendgrid": ("API_KEY",),
+    "sparkpost": ("API_KEY",),
+}
+EMAIL_PROVIDER = env_choice("EMAIL_PROVIDER", "auto", ("auto", "smtp", "console", "apple", *ANYMAIL_PROVIDER_SETTINGS))
+if EMAIL_PROVIDER == "auto":
+    EMAIL_PROVIDER = "smtp" if EMAIL_HOST else "console"
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
-    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend",
+    {
+        "smtp": "django.core.mail.backends.smtp.EmailBackend",
+        "console": "django.core.mail.backends.console.EmailBackend",
+        "apple": "integrations.apple.AppleMailBackend",
+    }.get(EMAIL_PROVIDER, f"anymail.backends.{EMAIL_PROVIDER}.EmailBackend"),
 )
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
@@ -230,6 +255,27 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "mailroom@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+ANYMAIL = {
+    setting: value
+    for provider, names in ANYMAIL_PROVIDER_SETTINGS.items()
+    for setting in (f"{provider.upper()}_{name}" for name in (*names, "API_URL"))
+    if (value := env_str(setting))
+}
+# Amazon SES goes through boto3, which also finds AWS_* credentials and
+# AWS_ENDPOINT_URL_SESV2 itself; these variables say the same with NAME_FILE support.
+ANYMAIL["AMAZON_SES_CLIENT_PARAMS"] = {
+    "config": {"connect_timeout": EMAIL_TIMEOUT, "read_timeout": EMAIL_TIMEOUT},
+    **{
+        name: value
+        for name, variable in (
+            ("region_name", "AMAZON_SES_REGION"),
+            ("endpoint_url", "AMAZON_SES_ENDPOINT_URL"),
+            ("aws_access_key_id", "AMAZON_SES_ACCESS_KEY_ID"),
+            ("aws_secret_access_key", "AMAZON_SES_SECRET_ACCESS_KEY"),
+        )
+        if (value := env_str(variable))
+    },
+}
 if EMAIL_USE_TLS and EMAIL_USE_SSL:
     raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive; set only one.")
 
@@ -310,6 +356,13 @@ JIRA_API_TOKEN = env_str("JIRA_API_TOKEN")
 JIRA_PROJECT_KEY = env_str("JIRA_PROJECT_KEY")
 JIRA_ISSUE_TYPE = env_str("JIRA_ISSUE_TYPE", "Task")
 JIRA_DONE_TRANSITION = env_str("JIRA_DONE_TRANSITION", "Done")
+# Undoing mark_complete moves the issue by this transition.
+JIRA_REOPEN_TRANSITION = env_str("JIRA_REOPEN_TRANSITION", "To Do")
+# Undoing create_task deletes the issue; where the API user may not delete,
+# this transition (e.g. "Won't Do") closes it instead. Empty: delete only.
+JIRA_CANCEL_TRANSITION = env_str("JIRA_CANCEL_TRANSITION")
+# Set the issue's priority (Low, Medium, High, Highest); off for projects whose screens lack it.
+JIRA_SET_PRIORITY = env_bool("JIRA_SET_PRIORITY", False)
 ASANA_TOKEN = env_str("ASANA_TOKEN")
 ASANA_WORKSPACE = env_str("ASANA_WORKSPACE")
 ASANA_PROJECT = env_str("ASANA_PROJECT")
@@ -317,22 +370,53 @@ ASANA_BASE_URL = env_str("ASANA_BASE_URL", "https://app.asana.com/api/1.0")
 # Every web API call gives up after this long.
 INTEGRATION_TIMEOUT_SECONDS = env_int("INTEGRATION_TIMEOUT_SECONDS", 10, minimum=1)
 
-# Chat: urgent notices and escalations in Slack, by incoming webhook or, with
-# a bot token, chat.postMessage to SLACK_CHANNEL.
+# Chat: urgent notices and escalations in Slack. With a bot token (chat:write
+# scope) chat.postMessage to SLACK_CHANNEL (an ID or #name the bot is in);
+# else the incoming webhook; else no chat. Token and webhook URL are secrets
+# (SLACK_BOT_TOKEN_FILE, SLACK_WEBHOOK_URL_FILE). SLACK_API_URL is for tests.
 SLACK_WEBHOOK_URL = env_str("SLACK_WEBHOOK_URL")
 SLACK_BOT_TOKEN = env_str("SLACK_BOT_TOKEN")
 SLACK_CHANNEL = env_str("SLACK_CHANNEL")
 SLACK_API_URL = env_str("SLACK_API_URL", "https://slack.com/api/")
 
-# Files (upload_attachments): "filesystem" under MEDIA_ROOT, or "s3" (any
-# S3-compatible service, through django-storages).
+# Files (upload_file): copies go to the "uploads" storage, "filesystem" under
+# MEDIA_ROOT, or "s3" (any S3-compatible service, through django-storages):
+# private objects under AWS_LOCATION, linked by signed URLs.
 FILE_STORAGE = env_choice("FILE_STORAGE", "filesystem", ("filesystem", "s3"))
+AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
+AWS_S3_ENDPOINT_URL = env_str("AWS_S3_ENDPOINT_URL")  # empty: Amazon S3 itself
+AWS_S3_REGION_NAME = env_str("AWS_S3_REGION_NAME")
+AWS_S3_ADDRESSING_STYLE = env_choice("AWS_S3_ADDRESSING_STYLE", "auto", ("auto", "path", "virtual"))
+AWS_ACCESS_KEY_ID = env_str("AWS_ACCESS_KEY_ID")  # empty: boto3's own chain (instance role...)
+AWS_SECRET_ACCESS_KEY = env_str("AWS_SECRET_ACCESS_KEY")
+AWS_LOCATION = env_str("AWS_LOCATION").strip("/")  # a key prefix inside the bucket
+AWS_QUERYSTRING_EXPIRE = env_int("AWS_QUERYSTRING_EXPIRE", 3600, minimum=1)
+if FILE_STORAGE == "s3":
+    if not AWS_STORAGE_BUCKET_NAME:
+        raise ImproperlyConfigured("FILE_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME.")
+    STORAGES["uploads"] = {
+        "BACKEND": "integrations.files.s3.UploadS3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": AWS_S3_ENDPOINT_URL or None,
+            "region_name": AWS_S3_REGION_NAME or None,
+            "addressing_style": None if AWS_S3_ADDRESSING_STYLE == "auto" else AWS_S3_ADDRESSING_STYLE,
+            "access_key": AWS_ACCESS_KEY_ID or None,
+            "secret_key": AWS_SECRET_ACCESS_KEY or None,
+            "location": AWS_LOCATION,
+            "querystring_auth": True,
+            "querystring_expire": AWS_QUERYSTRING_EXPIRE,
+            "default_acl": None,  # the bucket's own policy: private unless made otherwise
+        },
+    }
 
 # Apple Mail, Calendar and Reminders (macOS only, through osascript).
 APPLE_MAIL_ACCOUNT = env_str("APPLE_MAIL_ACCOUNT")
 APPLE_ARCHIVE_MAILBOX = env_str("APPLE_ARCHIVE_MAILBOX", "Archive")
 APPLE_CALENDAR = env_str("APPLE_CALENDAR", "Calendar")
 APPLE_REMINDERS_LIST = env_str("APPLE_REMINDERS_LIST", "Reminders")
+# Each osascript run (one Mail, Calendar or Reminders command) gives up after this long.
+APPLE_SCRIPT_TIMEOUT_SECONDS = env_int("APPLE_SCRIPT_TIMEOUT_SECONDS", 60, minimum=1)
 
 # --- Mailroom ---------------------------------------------------------------
 
@@ -380,6 +464,8 @@ if OUTBOX_STUCK_SENDS not in {"resend", "hold"}:
 # Domain of the Message-IDs Mailroom writes (never the host's name).
 MESSAGE_ID_DOMAIN = env_str("MESSAGE_ID_DOMAIN", DEFAULT_FROM_EMAIL.rpartition("@")[2] or "mailroom.invalid")
 UNDO_TOKEN_MAX_AGE = timedelta(hours=env_int("UNDO_TOKEN_MAX_AGE_HOURS", 24 * 7, minimum=1))
+# upload_file: larger files are refused by their size alone, before any is read;
+# the allowed types are judged by what the bytes are, not by names or declared types.
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 25 * 1024 * 1024, minimum=1)
 UPLOAD_ALLOWED_TYPES = env_list(
     "UPLOAD_ALLOWED_TYPES",

@@ -1,4 +1,4 @@
-"""The outbox: every message Mailroom sends is stored here first, then delivered through Django's email backend.
+"""The outbox: every message Mailroom sends is stored here first, then delivered through the mail backend.
 
 A message's Message-ID is derived from the action and purpose that send it,
 and is unique in the table, so storing the same message twice (a redelivered
@@ -13,7 +13,7 @@ import base64
 import binascii
 import hashlib
 import logging
-import smtplib
+import re
 from email import encoders
 from email.errors import MessageError
 from email.message import Message
@@ -21,13 +21,14 @@ from email.mime.base import MIMEBase
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import SafeMIMEText
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from integrations.errors import IntegrationError
+from integrations.mail import mail_backend
 from integrations.models import OutboxMessage, OutboxStatus
 
 logger = logging.getLogger(__name__)
@@ -54,15 +55,14 @@ def store_message(
     attachments: list[dict[str, Any]] | None = None,
     from_email: str = "",
 ) -> OutboxMessage:
-    """Store a message to send, or return the one already stored under that Message-ID."""
+    """Store a message to send, or return the one already stored under that Message-ID.
+
+    Header values are checked when the message is delivered (see `_refuse_injection`):
+    a refused message stays in the outbox, failed, with the reason.
+    """
     if not to and not cc:
         # Django's backend "sends" a message without recipients by doing nothing.
         raise ValueError("A message needs at least one recipient.")
-    # Attachment names and types end up in MIME headers too, and often come from strangers' mail.
-    described = [value for part in attachments or [] for value in (part["filename"], part["content_type"])]
-    for value in [subject, from_email, *to, *(cc or []), *(headers or {}), *(headers or {}).values(), *described]:
-        if "\r" in value or "\n" in value:
-            raise ValueError(f"Line break in a header value: {value!r}")
     message, _ = OutboxMessage.objects.get_or_create(
         message_id=message_id,
         defaults={
@@ -101,8 +101,73 @@ def attachment(filename: str, content_type: str, content: bytes) -> dict[str, An
     return {"filename": filename, "content_type": content_type, "content": base64.b64encode(content).decode()}
 
 
-def _as_email(message: OutboxMessage) -> EmailMultiAlternatives:
-    email = EmailMultiAlternatives(
+# str.splitlines() breaks at each of these, and so does some mail software.
+_LINE_BREAK = re.compile("[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+# RFC 5322: a header name is printable ASCII without the colon.
+_HEADER_NAME = re.compile(r"[!-9;-~]+")
+# Written from the row's own fields: a stored header of these names could only contradict them.
+_FIELD_HEADERS = {
+    "bcc", "cc", "content-disposition", "content-transfer-encoding", "content-type", "date", "from",
+    "message-id", "mime-version", "sender", "subject", "to",
+}  # fmt: skip
+
+
+def _refuse_injection(message: OutboxMessage) -> None:
+    """Raise ValueError, naming the field, when a value would end its header line and start another.
+
+    Subjects, display names and attachment names often come from strangers'
+    mail; one line break would let them add a Bcc or any header they like.
+    """
+    for name in message.headers:
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"Not a header name: {name!r}")
+        if name.lower() in _FIELD_HEADERS:
+            raise ValueError(f"The {name} header comes from the message's own fields, not its extra headers.")
+    fields = [
+        ("Message-ID", message.message_id),
+        ("subject", message.subject),
+        ("sender", message.from_email),
+        *(("recipient", address) for address in [*message.to, *message.cc]),
+        *message.headers.items(),
+        *(("attachment name", part["filename"]) for part in message.attachments),
+        *(("attachment type", part["content_type"]) for part in message.attachments),
+    ]
+    for field, value in fields:
+        if not isinstance(value, str):
+            raise ValueError(f"The {field} is not text: {value!r}")
+        if _LINE_BREAK.search(value):
+            raise ValueError(f"Line break in the {field}: {value!r}")
+
+
+class _OutgoingEmail(EmailMultiAlternatives):
+    """Django's message, except that a content type with parameters (text/calendar; method=REQUEST) stays whole.
+
+    Django takes the parameters for part of the subtype and then adds a
+    charset of its own, so "charset" came out twice.
+    """
+
+    def _create_mime_attachment(self, content, mimetype):
+        if ";" not in mimetype:
+            return super()._create_mime_attachment(content, mimetype)
+        header = Message()
+        header["Content-Type"] = mimetype
+        maintype, subtype = header.get_content_maintype(), header.get_content_subtype()
+        parameters = [(name, value) for name, value in header.get_params()[1:] if name.lower() != "charset"]
+        if maintype == "text":
+            if isinstance(content, bytes):
+                content = content.decode(header.get_content_charset() or "utf-8")
+            part = SafeMIMEText(content, subtype, "utf-8")
+            for name, value in parameters:
+                part.set_param(name, value)
+            return part
+        part = MIMEBase(maintype, subtype, **dict(parameters))
+        part.set_payload(content)
+        encoders.encode_base64(part)
+        return part
+
+
+def _as_email(message: OutboxMessage, *, calendar_inline: bool) -> EmailMultiAlternatives:
+    email = _OutgoingEmail(
         subject=message.subject,
         body=message.text_body,
         from_email=message.from_email,
@@ -114,42 +179,41 @@ def _as_email(message: OutboxMessage) -> EmailMultiAlternatives:
         email.attach_alternative(message.html_body, "text/html")
     for part in message.attachments:
         content = base64.b64decode(part["content"], validate=True)
-        if ";" in part["content_type"]:
-            email.attach(_part_with_parameters(part["filename"], part["content_type"], content))
+        if calendar_inline and _is_itip(part["content_type"]):
+            _attach_invitation(email, part["filename"], part["content_type"], content)
         else:
             email.attach(part["filename"], content, part["content_type"])
     return email
 
 
-def _part_with_parameters(filename: str, content_type: str, content: bytes) -> MIMEBase:
-    """A MIME attachment whose content type carries parameters (text/calendar; method=REQUEST), each once.
+def _is_itip(content_type: str) -> bool:
+    """Whether the content type is an iCalendar invitation, reply or cancellation (it names its method)."""
+    header = Message()
+    header["Content-Type"] = content_type
+    return header.get_content_type() == "text/calendar" and header.get_param("method") is not None
 
-    Django's attach() takes the parameters for part of the subtype and then
-    adds a charset of its own, so "charset" came out twice.
+
+def _attach_invitation(email: EmailMultiAlternatives, filename: str, content_type: str, content: bytes) -> None:
+    """The calendar as the mail clients' invitation part, and again as a file to open.
+
+    Outlook shows Accept and Decline only for a text/calendar part with its
+    method inside multipart/alternative; others look at attachments. Google
+    Calendar sends both, the file as application/ics so that no client
+    takes it for a second invitation.
     """
     header = Message()
     header["Content-Type"] = content_type
-    maintype, subtype = header.get_content_maintype(), header.get_content_subtype()
-    parameters = [(name, value) for name, value in header.get_params()[1:] if name.lower() != "charset"]
-    if maintype == "text":
-        part = SafeMIMEText(content.decode(header.get_content_charset() or "utf-8"), subtype, "utf-8")
-        for name, value in parameters:
-            part.set_param(name, value)
-    else:
-        part = MIMEBase(maintype, subtype, **dict(parameters))
-        part.set_payload(content)
-        encoders.encode_base64(part)
     if filename.isascii():
-        part.add_header("Content-Disposition", "attachment", filename=filename)
-    else:
-        part.add_header("Content-Disposition", "attachment", filename=("utf-8", "", filename))
-    return part
+        header.set_param("name", filename)
+    email.attach_alternative(content, str(header["Content-Type"]))
+    email.attach(filename, content, "application/ics")
 
 
-def _build(message: OutboxMessage) -> EmailMultiAlternatives:
-    """The message as Django sends it; raises ValueError when it cannot be written as MIME."""
+def _build(message: OutboxMessage, *, calendar_inline: bool = True) -> EmailMultiAlternatives:
+    """The message as Django sends it; raises ValueError when it cannot be written as MIME, or safely."""
     try:
-        email = _as_email(message)
+        _refuse_injection(message)
+        email = _as_email(message, calendar_inline=calendar_inline)
         # Rendering is where bad headers and encodings surface (some only when folded).
         email.message().as_bytes()
     except (ValueError, TypeError, KeyError, LookupError, binascii.Error, MessageError) as exc:
@@ -157,30 +221,14 @@ def _build(message: OutboxMessage) -> EmailMultiAlternatives:
     return email
 
 
-def _send(email: EmailMultiAlternatives) -> None:
-    """Hand one message to the mail server; a failure after the server accepted it does not count."""
-    connection = get_connection(fail_silently=False, timeout=settings.EMAIL_TIMEOUT)
-    try:
-        # Opened here, so send_messages() leaves closing to us: an error at QUIT must not
-        # turn a message the server accepted into a failure that is sent again.
-        connection.open()
-        connection.send_messages([email])
-    finally:
-        smtp_session = getattr(connection, "connection", None)
-        try:
-            connection.close()
-        except (smtplib.SMTPException, OSError) as exc:
-            logger.warning("Closing the mail server connection failed: %s", exc)
-            if smtp_session is not None:
-                smtp_session.close()  # QUIT failed; Django dropped its reference, not the socket.
-
-
 def deliver(message: OutboxMessage) -> bool:
     """Send one stored message once; return False when it was already sent or is not ours to send.
 
-    Raises IntegrationError when the mail server fails: permanent for a 5xx
-    refusal, transient for 4xx replies and connection trouble. The row is
-    then back in `pending` (transient) or `failed` (permanent).
+    Raises IntegrationError when the message cannot be sent: permanent when
+    it cannot be written safely or the provider refuses it for good (a 5xx
+    SMTP reply, a 4xx API answer), transient for 4xx SMTP replies, 429, 5xx
+    API answers and connection trouble. The row is then back in `pending`
+    (transient) or `failed` (permanent), with the reason.
     """
     now = timezone.now()
     claimed = OutboxMessage.objects.filter(pk=message.pk, status=OutboxStatus.PENDING).update(
@@ -190,27 +238,18 @@ def deliver(message: OutboxMessage) -> bool:
         return False
     message.refresh_from_db()
     try:
-        email = _build(message)
-    except ValueError as exc:
-        # Left `sending`, it would wait for recovery and then fail the same way, forever.
-        _record_failure(message, f"Cannot build the message: {exc}", permanent=True)
-        raise IntegrationError(f"The message cannot be built: {exc}", permanent=True) from exc
-    try:
-        _send(email)
-    except smtplib.SMTPResponseException as exc:
-        permanent = 500 <= exc.smtp_code < 600
-        _record_failure(message, f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent)
-        raise IntegrationError(f"The mail server refused the message: {exc.smtp_code}", permanent=permanent) from exc
-    except smtplib.SMTPRecipientsRefused as exc:
-        codes = [code for code, _ in exc.recipients.values()]
-        permanent = all(500 <= code < 600 for code in codes)
-        _record_failure(message, f"Recipients refused: {exc.recipients!r}", permanent)
-        raise IntegrationError("The mail server refused the recipients.", permanent=permanent) from exc
-    except (TimeoutError, smtplib.SMTPException, OSError) as exc:
-        _record_failure(message, f"{type(exc).__name__}: {exc}", permanent=False)
-        raise IntegrationError(f"Could not reach the mail server: {exc}") from exc
+        backend = mail_backend()
+        try:
+            email = _build(message, calendar_inline=backend.writes_mime)
+        except ValueError as exc:
+            # Left `sending`, it would wait for recovery and then fail the same way, forever.
+            raise IntegrationError(f"Cannot build the message: {exc}", permanent=True) from exc
+        backend.send(email)
+    except IntegrationError as exc:
+        _record_failure(message, str(exc), exc.permanent)
+        raise
     except Exception as exc:
-        # Not the mail server's answer (a bug, or an encoding the build check missed): back to
+        # Not the provider's answer (a bug, or an encoding the build check missed): back to
         # pending for the next attempt, not left looking like a worker that died mid-send.
         _record_failure(message, f"{type(exc).__name__}: {exc}", permanent=False)
         raise

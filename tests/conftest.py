@@ -16,7 +16,7 @@ from actions.models import Email
 from actions.proposals import propose_action
 
 # The loopback SMTP server fixture (smtp_server), for every suite.
-pytest_plugins = ["tests.smtp", "tests.openai_server", "tests.dovecot"]
+pytest_plugins = ["tests.smtp", "tests.openai_server", "tests.dovecot", "tests.radicale", "tests.s3"]
 
 
 @pytest.fixture(autouse=True)

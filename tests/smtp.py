@@ -4,20 +4,37 @@ Use the `smtp_server` fixture: it starts aiosmtpd on a free port, points
 Django's SMTP backend at it, and records every message it accepts.
 `smtp_server.refuse_next(451)` makes it answer 451 to the next message
 (at DATA, or at RCPT with stage="rcpt"), for retry and dead-letter tests.
+
+`smtp_tls_server` is the same server as a mail provider runs it: STARTTLS
+with a self-signed certificate that the test trusts (through SSL_CERT_FILE,
+so Django verifies it as it would a real one), and AUTH only over TLS, for
+the user and password in `SMTP_USER` and `SMTP_PASSWORD`.
 """
 
 from __future__ import annotations
 
+import datetime
 import email
 import email.policy
+import ipaddress
 import socket
+import ssl
 import threading
 from collections import Counter
 from dataclasses import dataclass
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+SMTP_USER = "mailroom@acme.example"
+SMTP_PASSWORD = "correct horse battery staple"
 
 
 @dataclass(frozen=True)
@@ -28,6 +45,9 @@ class Received:
     rcpt_tos: tuple[str, ...]
     message: EmailMessage
     raw: bytes
+    # Whether the session had switched to TLS, and who had logged in, when the message came.
+    tls: bool = False
+    login: str | None = None
 
     @property
     def message_id(self) -> str:
@@ -39,6 +59,15 @@ class Received:
             if part.get_content_type() == content_type:
                 return part
         raise AssertionError(f"no {content_type} part in {[p.get_content_type() for p in self.message.walk()]}")
+
+
+@dataclass(frozen=True)
+class Login:
+    """One AUTH attempt: who, whether the password was right, and whether the session was encrypted."""
+
+    user: str
+    password_ok: bool
+    tls: bool
 
 
 @dataclass
@@ -53,6 +82,7 @@ class LoopbackSMTP:
 
     def __init__(self) -> None:
         self.received: list[Received] = []
+        self.logins: list[Login] = []
         self._refusals: list[_Refusal] = []
         self._lock = threading.Lock()
         self.host = "127.0.0.1"
@@ -107,9 +137,24 @@ class LoopbackSMTP:
         if refusal is not None and refusal.stage == "data":
             return _reply(refusal.code)
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        login = session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None
+        received = Received(
+            envelope.mail_from, tuple(envelope.rcpt_tos), message, envelope.content, session.ssl is not None, login
+        )
         with self._lock:
-            self.received.append(Received(envelope.mail_from, tuple(envelope.rcpt_tos), message, envelope.content))
+            self.received.append(received)
         return "250 Message accepted"
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        """aiosmtpd's authenticator: SMTP_USER with SMTP_PASSWORD, and nobody else."""
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        user = auth_data.login.decode()
+        password_ok = user == SMTP_USER and auth_data.password.decode() == SMTP_PASSWORD
+        with self._lock:
+            self.logins.append(Login(user, password_ok, session.ssl is not None))
+        # handled=False: aiosmtpd answers a failed login with 535 itself.
+        return AuthResult(success=password_ok, handled=False, auth_data=auth_data if password_ok else None)
 
 
 def _reply(code: int) -> str:
@@ -123,28 +168,91 @@ def _free_port(host: str) -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def smtp_server(settings):
-    """A loopback SMTP server that Django's email backend sends to for the test's duration."""
-    handler = LoopbackSMTP()
+def _start(handler: LoopbackSMTP, **smtp_options) -> Controller:
     for attempt in range(5):
         handler.port = _free_port(handler.host)
-        controller = Controller(handler, hostname=handler.host, port=handler.port)
+        controller = Controller(handler, hostname=handler.host, port=handler.port, **smtp_options)
         try:
             controller.start()
-            break
+            return controller
         except (OSError, RuntimeError):
             # Another process (an xdist worker) took the port between probe and bind.
             if attempt == 4:
                 raise
+    raise AssertionError("unreachable")
+
+
+def _point_django_at(settings, handler: LoopbackSMTP, *, user: str = "", password: str = "", tls: bool = False):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST = handler.host
     settings.EMAIL_PORT = handler.port
-    settings.EMAIL_HOST_USER = ""
-    settings.EMAIL_HOST_PASSWORD = ""
-    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_HOST_USER = user
+    settings.EMAIL_HOST_PASSWORD = password
+    settings.EMAIL_USE_TLS = tls
     settings.EMAIL_USE_SSL = False
     settings.EMAIL_TIMEOUT = 10
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A loopback SMTP server that Django's email backend sends to for the test's duration."""
+    handler = LoopbackSMTP()
+    controller = _start(handler)
+    _point_django_at(settings, handler)
+    try:
+        yield handler
+    finally:
+        controller.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_certificate(tmp_path_factory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost, and its key: (certificate, key) PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("smtp-tls")
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+@pytest.fixture
+def smtp_tls_server(settings, monkeypatch, smtp_certificate):
+    """A loopback SMTP server that wants STARTTLS, then AUTH as SMTP_USER; Django is set to do both."""
+    cert_file, key_file = smtp_certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    handler = LoopbackSMTP()
+    controller = _start(
+        handler,
+        tls_context=context,
+        require_starttls=True,
+        auth_require_tls=True,
+        auth_required=True,
+        authenticator=handler.authenticate,
+    )
+    # Django's SMTP backend verifies the server with the default trust store, which this replaces.
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    _point_django_at(settings, handler, user=SMTP_USER, password=SMTP_PASSWORD, tls=True)
     try:
         yield handler
     finally:
