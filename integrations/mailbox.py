@@ -19,8 +19,17 @@ class MailboxBackend(Backend):
 
     capability = "mailbox"
 
+    def why_not(self, email: Email) -> str:
+        """Why this backend has no message of `email` to move (archiving is then Mailroom's flag alone), or ""."""
+        return ""
+
     def archive(self, email: Email) -> dict[str, Any]:
-        """Move the message to the archive; return (JSON-able) what `restore` needs to move it back."""
+        """Move the message to the archive; return (JSON-able) what `restore` needs to move it back.
+
+        `{"moved": False, "why": ...}` says nothing was moved (it was in the
+        archive already), and `restore` is then not called. IntegrationError
+        when it cannot be moved: permanent when the message is not there.
+        """
         raise NotImplementedError
 
     def restore(self, email: Email, archived: dict[str, Any]) -> dict[str, Any]:
@@ -32,6 +41,9 @@ class LocalMailbox(MailboxBackend):
     """No mailbox outside Mailroom: archiving is the email's archived flag alone."""
 
     name = "local"
+
+    def why_not(self, email: Email) -> str:
+        return "MAILBOX_BACKEND is local: archiving is Mailroom's flag alone."
 
     def archive(self, email: Email) -> dict[str, Any]:
         return {}

@@ -10,6 +10,9 @@ mail. On the account:
     with dovecot.client() as client: ...  # a logged-in IMAPClient, to look at or change the folder
     dovecot.flags("INBOX")                # {uid: flags}, to check what polling left unchanged
 
+`plain_dovecot` is the same on a second server that advertises neither MOVE
+nor IDLE, for the paths taken with servers that lack them.
+
 Without /usr/sbin/dovecot (Debian: apt-get install dovecot-imapd) the tests
 skip, or under CI=true fail.
 """
@@ -43,7 +46,7 @@ PASSWORD = "imap-test-password"
 class DovecotServer:
     """One `dovecot -F` process (the master, in the foreground) and its directory."""
 
-    def __init__(self) -> None:
+    def __init__(self, capabilities: str = "") -> None:
         if not os.path.exists(DOVECOT):
             missing(f"Dovecot is not installed ({DOVECOT}; Debian: apt-get install dovecot-imapd)")
         # Not pytest's tmp_path: its parents are private to our user, and as root
@@ -55,6 +58,8 @@ class DovecotServer:
         self.port = 0
         self.process: subprocess.Popen | None = None
         self._users = itertools.count(1)
+        # What the server advertises after login; "" is Dovecot's full list (MOVE, UIDPLUS, IDLE...).
+        self.capabilities = capabilities
 
     def start(self) -> None:
         mail_user = self._prepare_directories()
@@ -164,6 +169,7 @@ service imap-login {{
 # penalty of 2 to 15 s for their address: without this anvil socket, auth skips
 # the penalty (login_trusted_networks does not spare 127.0.0.1 in 2.3).
 auth_failure_delay = 0
+{f"imap_capability = {self.capabilities}" if self.capabilities else ""}
 service anvil {{
 {chroot}  unix_listener anvil-auth-penalty {{
     mode = 0
@@ -245,6 +251,12 @@ class DovecotAccount:
         settings.IMAP_TIMEOUT_SECONDS = 10
 
 
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback port nothing listens on: an IMAP server that is down."""
+    return _free_port()
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((HOST, 0))
@@ -266,3 +278,20 @@ def dovecot_server():
 def dovecot(dovecot_server) -> DovecotAccount:
     """A fresh account with an empty INBOX on the session's Dovecot."""
     return DovecotAccount(dovecot_server, dovecot_server.add_user())
+
+
+@pytest.fixture(scope="session")
+def plain_dovecot_server():
+    """A second Dovecot that advertises neither MOVE nor IDLE, as older servers do (UIDPLUS it keeps)."""
+    server = DovecotServer(capabilities="IMAP4rev1 LITERAL+ SASL-IR UIDPLUS UNSELECT NAMESPACE")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def plain_dovecot(plain_dovecot_server) -> DovecotAccount:
+    """A fresh account on the Dovecot without MOVE and IDLE."""
+    return DovecotAccount(plain_dovecot_server, plain_dovecot_server.add_user())

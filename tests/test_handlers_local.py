@@ -1,4 +1,6 @@
-"""The handlers of Mailroom's own records: tasks, completion, escalation, archiving and uploads.
+"""The handlers of Mailroom's own records: tasks, completion, escalation and archiving.
+
+upload_file has its own suites: tests/test_files*.py.
 
 Handlers are called directly, as the executor calls them: execute(action,
 parse(action)), and undo with the outcome copied onto the action. The team
@@ -9,21 +11,16 @@ Ethan (02:00 in Los Angeles).
 
 from __future__ import annotations
 
-import re
 import smtplib
-from pathlib import Path
 
 import pytest
 from django.core import mail
-from django.core.files.base import ContentFile
-from django.core.files.storage import FileSystemStorage
 from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
 
 from actions.executor import queue_action, run_action
 from actions.handlers import ActionFailed, UndoRefused, get_handler, validation_errors
-from actions.handlers.files import type_allowed
-from actions.models import Action, Attachment, AuditEntry, Email, EmailStatus, Priority
+from actions.models import Action, AuditEntry, Email, EmailStatus, Priority
 from actions.proposals import propose_action
 from integrations import outbox
 from integrations.errors import IntegrationError
@@ -41,7 +38,6 @@ SMALL_TEAM = [
     member("Olivia Hart", "agent", "priya", {"billing": 2, "customer-support": 4}, "Europe/London", "09:00-17:00"),
     member("Ethan Brooks", "agent", "priya", {"scheduling": 5}, "America/Los_Angeles", "08:00-16:00"),
 ]
-PDF = b"%PDF-1.4 a small contract"
 
 
 class DownMailServer(BaseEmailBackend):
@@ -107,7 +103,7 @@ def names(members) -> list[str]:
         ("delegate_task", "tasks"),
         ("mark_complete", "local"),
         ("escalate_issue", "mail"),
-        ("archive_email", "local"),
+        ("archive_email", "mailbox"),
         ("upload_file", "files"),
     ],
 )
@@ -586,154 +582,3 @@ def test_an_action_about_an_email_fails_for_good_without_one(team, act, action_t
     with pytest.raises(ActionFailed, match="needs an email") as failure:
         run(act(action_type, params, email=None))
     assert failure.value.permanent
-
-
-# --- upload_file -------------------------------------------------------------------
-
-
-@pytest.fixture
-def attach(media):
-    def make(email: Email, filename: str, content: bytes = PDF, content_type: str = "application/pdf") -> Attachment:
-        return Attachment.objects.create(
-            email=email,
-            filename=filename,
-            content_type=content_type,
-            size=len(content),
-            file=ContentFile(content, name="part.bin"),
-        )
-
-    return make
-
-
-def stored_files(media: Path) -> list[str]:
-    return sorted(str(path.relative_to(media)) for path in (media / "uploads").rglob("*") if path.is_file())
-
-
-def test_every_attachment_is_stored_under_the_action_id(team, act, make_email, attach, media):
-    email = make_email()
-    attach(email, "contract.pdf")
-    attach(email, "photo.png", b"\x89PNG", "image/png")
-    action = act("upload_file", email=email)
-    outcome = run(action)
-    assert stored_files(media) == [f"uploads/{action.pk}/contract.pdf", f"uploads/{action.pk}/photo.png"]
-    assert (media / f"uploads/{action.pk}/contract.pdf").read_bytes() == PDF
-    first = outcome.result["files"][0]
-    assert first["url"] == f"/media/uploads/{action.pk}/contract.pdf"
-    assert first["size"] == len(PDF)
-    assert outcome.undo_data == {"paths": [f"uploads/{action.pk}/contract.pdf", f"uploads/{action.pk}/photo.png"]}
-
-
-def test_only_the_attachments_named_go_to_the_folder_named(team, act, make_email, attach, media):
-    email = make_email()
-    attach(email, "contract.pdf")
-    photo = attach(email, "photo.png", b"\x89PNG", "image/png")
-    run(act("upload_file", {"attachment_ids": [photo.pk], "folder": "customers/acme"}, email=email))
-    assert stored_files(media) == ["uploads/customers/acme/photo.png"]
-
-
-def test_uploading_twice_stores_each_file_once(team, act, make_email, attach, media):
-    email = make_email()
-    attach(email, "contract.pdf")
-    attach(email, "contract.pdf", b"%PDF-1.4 another contract")
-    action = act("upload_file", email=email)
-    first, second = run(action), run(action)
-    assert len(stored_files(media)) == 2
-    assert first.undo_data == second.undo_data
-    assert [f["already_stored"] for f in second.result["files"]] == [True, True]
-
-
-def test_two_attachments_with_one_name_are_both_kept(team, act, make_email, attach, media):
-    email = make_email()
-    attach(email, "contract.pdf")
-    other = attach(email, "contract.pdf", b"%PDF-1.4 another contract")
-    action = act("upload_file", email=email)
-    run(action)
-    assert stored_files(media) == [f"uploads/{action.pk}/contract-{other.pk}.pdf", f"uploads/{action.pk}/contract.pdf"]
-
-
-def test_a_file_name_from_the_email_cannot_leave_the_folder(team, act, make_email, attach, media):
-    email = make_email()
-    attach(email, "../../../settings.pdf")
-    attach(email, "..\\..\\evil.pdf")
-    action = act("upload_file", email=email)
-    run(action)
-    assert stored_files(media) == [f"uploads/{action.pk}/evil.pdf", f"uploads/{action.pk}/settings.pdf"]
-
-
-def test_a_file_over_the_size_limit_is_refused_by_name_and_nothing_is_stored(team, act, make_email, attach, settings):
-    settings.UPLOAD_MAX_BYTES = 20
-    email = make_email()
-    attach(email, "small.txt", b"fits", "text/plain")
-    attach(email, "contract.pdf")
-    too_big = "contract.pdf is 25\xa0bytes, over the upload limit of 20\xa0bytes"
-    with pytest.raises(ActionFailed, match=re.escape(too_big)) as failure:
-        run(act("upload_file", email=email))
-    assert failure.value.permanent
-    assert not (settings.MEDIA_ROOT / "uploads").exists()
-
-
-def test_a_file_of_a_type_not_allowed_is_refused_by_name(team, act, make_email, attach, media):
-    email = make_email()
-    attach(email, "setup.exe", b"MZ", "application/x-msdownload")
-    with pytest.raises(ActionFailed, match=r"setup\.exe is of type application/x-msdownload, which is not allowed"):
-        run(act("upload_file", email=email))
-    assert not (media / "uploads").exists()
-
-
-@pytest.mark.parametrize(
-    ("content_type", "allowed"),
-    [
-        ("application/pdf", True),
-        ("IMAGE/PNG", True),
-        ("text/plain; charset=utf-8", True),
-        ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", True),
-        ("application/vnd.ms-excel", False),
-        ("text/html", False),
-        ("imagex/png", False),
-    ],
-)
-def test_allowed_types_are_exact_or_wildcards(settings, content_type, allowed):
-    assert type_allowed(content_type, settings.UPLOAD_ALLOWED_TYPES) is allowed
-
-
-def test_an_attachment_of_another_email_is_refused(team, act, make_email, attach, media):
-    stranger = attach(make_email(), "contract.pdf")
-    email = make_email()
-    attach(email, "photo.png", b"\x89PNG", "image/png")
-    with pytest.raises(ActionFailed, match=f"{stranger.pk} is not an attachment of email {email.pk}"):
-        run(act("upload_file", {"attachment_ids": [stranger.pk]}, email=email))
-
-
-def test_an_email_without_attachments_has_nothing_to_upload(team, act, media):
-    with pytest.raises(ActionFailed, match="no attachments"):
-        run(act("upload_file"))
-
-
-def test_a_storage_failure_is_a_transient_integration_error(team, act, make_email, attach, monkeypatch):
-    email = make_email()
-    attach(email, "contract.pdf")
-
-    def disk_full(self, name, content):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(FileSystemStorage, "_save", disk_full)
-    with pytest.raises(IntegrationError, match="No space left on device") as failure:
-        run(act("upload_file", email=email))
-    assert not failure.value.permanent
-
-
-def test_undoing_an_upload_deletes_the_copies(team, act, make_email, attach, media):
-    email = make_email()
-    attach(email, "contract.pdf")
-    attach(email, "photo.png", b"\x89PNG", "image/png")
-    action = act("upload_file", email=email)
-    outcome = run(action)
-    (media / f"uploads/{action.pk}/photo.png").unlink()
-    details = undo(action, outcome)
-    assert stored_files(media) == []
-    assert details == {
-        "deleted": [f"uploads/{action.pk}/contract.pdf"],
-        "already_gone": [f"uploads/{action.pk}/photo.png"],
-    }
-    # The email's own attachments are untouched.
-    assert all(attachment.file.storage.exists(attachment.file.name) for attachment in email.attachments.all())

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import logging
-import socket
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate
@@ -12,15 +10,12 @@ from email.utils import formatdate
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import OperationalError
-from django_q.models import Schedule
 from imapclient.exceptions import IMAPClientError
 
-import integrations.imap
-from actions.management.commands.ingest_imap import Command
+import integrations.imap.poll
 from actions.models import Email, EmailStatus
-from config.schedules import IMAP_SCHEDULE, register_schedules
 from integrations.errors import IntegrationError
-from integrations.imap import ImapSettings, connect, health, poll_configured_mailbox, poll_folder, poll_mailbox
+from integrations.imap import ImapSettings, connect, poll_folder, poll_mailbox
 from integrations.models import MailboxCursor
 from tests.test_parsing import corpus_file
 
@@ -33,13 +28,6 @@ MAILBOX = "support@acme.example"
 def _intake(settings):
     # Storing is what is tested here; the processing runs have suites of their own.
     settings.PROCESS_ON_INTAKE = False
-
-
-@pytest.fixture
-def unused_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def message(n: int, *, message_id: str | None = None, size: int = 0) -> bytes:
@@ -96,6 +84,21 @@ def test_it_stores_new_messages_once(dovecot, settings):
     assert set(Email.objects.values_list("mailbox", "source")) == {(MAILBOX, "imap")}
     assert (cursor().last_uid, cursor().last_error) == (3, "")
     assert cursor().last_polled_at is not None
+
+
+def test_each_stored_email_remembers_where_its_message_sits(dovecot, settings):
+    dovecot.settings(settings, folders=["INBOX", "Billing"])
+    first = dovecot.append("INBOX", message(1))
+    second = dovecot.append("Billing", message(2))
+    dovecot.append("Billing", message(1))  # the same message again: it keeps its first place
+
+    poll_mailbox()
+
+    places = dict(Email.objects.values_list("message_id", "imap_folder"))
+    assert places == {"<order-1@customer.example>": "INBOX", "<order-2@customer.example>": "Billing"}
+    one, two = (Email.objects.get(message_id=f"<order-{n}@customer.example>") for n in (1, 2))
+    assert (one.imap_uid, one.imap_uidvalidity) == (first, dovecot.uidvalidity("INBOX"))
+    assert (two.imap_uid, two.imap_uidvalidity) == (second, dovecot.uidvalidity("Billing"))
 
 
 def test_it_stores_real_world_messages(dovecot, settings):
@@ -247,6 +250,8 @@ def test_a_recreated_folder_is_read_again_without_storing_twice(dovecot, setting
     result = poll_mailbox()["Billing"]
 
     assert dovecot.uidvalidity("Billing") != old_validity
+    moved = Email.objects.get(message_id="<order-1@customer.example>")
+    assert (moved.imap_uid, moved.imap_uidvalidity) == (2, dovecot.uidvalidity("Billing"))
     assert result.uidvalidity_reset
     assert (result.found, result.created, result.duplicates) == (3, 1, 2)
     assert Email.objects.count() == 3
@@ -288,14 +293,14 @@ def test_a_broken_message_is_quarantined_and_the_next_ones_are_stored(dovecot, s
 
 def test_a_message_that_cannot_be_stored_is_skipped_and_reported(dovecot, settings, monkeypatch, caplog):
     dovecot.settings(settings)
-    real_ingest = integrations.imap.ingest_message
+    real_ingest = integrations.imap.poll.ingest_message
 
     def ingest(raw: bytes, **kwargs):
         if b"<order-2@customer.example>" in raw:
             raise ValueError("something no one expected")
         return real_ingest(raw, **kwargs)
 
-    monkeypatch.setattr(integrations.imap, "ingest_message", ingest)
+    monkeypatch.setattr(integrations.imap.poll, "ingest_message", ingest)
     dovecot.append("INBOX", message(1))
     bad_uid = dovecot.append("INBOX", message(2))
     dovecot.append("INBOX", message(3))
@@ -369,7 +374,7 @@ def test_a_message_the_server_refuses_to_send_is_skipped_alone(dovecot, settings
 
 def test_a_database_outage_stops_the_poll_without_skipping(dovecot, settings, monkeypatch):
     dovecot.settings(settings)
-    real_ingest = integrations.imap.ingest_message
+    real_ingest = integrations.imap.poll.ingest_message
     outage = {"on": True}
 
     def ingest(raw: bytes, **kwargs):
@@ -377,7 +382,7 @@ def test_a_database_outage_stops_the_poll_without_skipping(dovecot, settings, mo
             raise OperationalError("server closed the connection unexpectedly")
         return real_ingest(raw, **kwargs)
 
-    monkeypatch.setattr(integrations.imap, "ingest_message", ingest)
+    monkeypatch.setattr(integrations.imap.poll, "ingest_message", ingest)
     dovecot.append("INBOX", message(1))
     dovecot.append("INBOX", message(2))
     dovecot.append("INBOX", message(3))
@@ -412,125 +417,3 @@ def test_a_missing_folder_is_reported_and_the_others_are_polled(dovecot, setting
     assert Email.objects.count() == 1
     assert "support@acme.example/Archive/2019: not polled: Cannot open folder 'Archive/2019'" in out
     assert "Cannot open folder 'Archive/2019'" in cursor("Archive/2019").last_error
-
-
-# --- Cannot poll at all ---
-
-
-def test_a_wrong_password_exits_2_without_showing_the_password(dovecot, settings, caplog):
-    dovecot.settings(settings)
-    settings.IMAP_PASSWORD = "Tr0ub4dor&3-not-this-one"
-    caplog.set_level(logging.DEBUG)
-
-    error, out, err = poll_failing(2)
-
-    assert f"refused the login of '{dovecot.user}'" in str(error)
-    assert "Authentication failed" in str(error)
-    assert cursor().last_error.endswith(str(error))
-    for text in (str(error), out, err, caplog.text, cursor().last_error):
-        assert "Tr0ub4dor" not in text
-
-
-def test_a_wrong_password_is_a_permanent_error(dovecot, settings):
-    dovecot.settings(settings)
-    settings.IMAP_PASSWORD = "wrong"
-
-    with pytest.raises(IntegrationError) as caught:
-        poll_mailbox()
-
-    assert caught.value.permanent
-
-
-def test_a_server_that_is_down_is_a_transient_error(settings, unused_port):
-    settings.IMAP_HOST, settings.IMAP_PORT, settings.IMAP_SSL = "127.0.0.1", unused_port, False
-    settings.IMAP_MAILBOX = MAILBOX
-
-    with pytest.raises(IntegrationError) as caught:
-        poll_mailbox()
-
-    assert not caught.value.permanent
-    assert f"Cannot connect to IMAP server 127.0.0.1:{unused_port}: Connection refused" in str(caught.value)
-    assert "Connection refused" in cursor().last_error
-
-
-def test_a_failed_poll_is_cleared_by_the_next_good_one(dovecot, settings):
-    dovecot.settings(settings)
-    settings.IMAP_PASSWORD = "wrong"
-    with pytest.raises(IntegrationError):
-        poll_mailbox()
-    assert cursor().last_error
-
-    dovecot.settings(settings)
-    poll_mailbox()
-
-    assert cursor().last_error == ""
-
-
-def test_it_exits_2_when_imap_is_not_configured(settings):
-    settings.IMAP_HOST = ""
-
-    error, _, _ = poll_failing(2)
-
-    assert "IMAP_HOST is not set" in str(error)
-
-
-def test_the_help_says_mail_is_never_deleted_or_marked_read():
-    text = " ".join(Command().create_parser("manage.py", "ingest_imap").format_help().split())
-
-    assert "mail is never deleted, moved or marked read" in text
-    assert "Exit codes: 0 all stored, 1 some messages or folders failed" in text
-
-
-# --- Health and the schedule ---
-
-
-def test_health_is_empty_when_imap_is_off_or_works(dovecot, settings):
-    settings.IMAP_HOST = ""
-    assert health() == ""
-    dovecot.settings(settings)
-    assert health() == ""
-
-
-def test_health_says_why_imap_does_not_work(dovecot, settings):
-    dovecot.settings(settings)
-    settings.IMAP_PASSWORD = "wrong"
-
-    assert "refused the login" in health()
-
-
-def test_the_schedule_exists_only_while_imap_is_configured(settings):
-    settings.IMAP_HOST = ""
-    register_schedules()
-    assert not Schedule.objects.filter(name=IMAP_SCHEDULE).exists()
-
-    settings.IMAP_HOST, settings.IMAP_POLL_MINUTES = "imap.acme.example", 3
-    register_schedules()
-    schedule = Schedule.objects.get(name=IMAP_SCHEDULE)
-    assert (schedule.func, schedule.minutes) == ("integrations.imap.poll_configured_mailbox", 3)
-
-    settings.IMAP_HOST = ""
-    register_schedules()
-    assert not Schedule.objects.filter(name=IMAP_SCHEDULE).exists()
-
-
-def test_the_scheduled_job_does_nothing_without_imap(settings):
-    settings.IMAP_HOST = ""
-
-    assert poll_configured_mailbox() == "IMAP is off: IMAP_HOST is not set."
-    assert not MailboxCursor.objects.exists()
-
-
-def test_the_scheduled_job_polls_the_mailbox(dovecot, settings):
-    dovecot.settings(settings)
-    dovecot.append("INBOX", message(1))
-
-    assert poll_configured_mailbox() == "INBOX: 1 new on the server, 1 stored"
-    assert stored_ids() == ["<order-1@customer.example>"]
-
-
-def test_the_scheduled_job_records_a_failed_poll(dovecot, settings):
-    dovecot.settings(settings)
-    settings.IMAP_PASSWORD = "wrong"
-
-    assert poll_configured_mailbox().startswith("IMAP poll failed: IMAP server 127.0.0.1")
-    assert "refused the login" in cursor().last_error

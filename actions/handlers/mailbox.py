@@ -1,6 +1,8 @@
 """Handlers for the email's place and weight in the mailbox: archive_email and escalate_issue.
 
-Each change is made once per action (actions.handlers.changes). Undo puts
+Each change is made once per action (actions.handlers.changes). Archiving
+also moves the message in the mailbox it came from, through the configured
+mailbox backend (IMAP MOVE), and undo moves it back. Undo puts
 the email back only if nobody moved it since: it compares the value this
 action left with the one there now, and refuses, saying why, when they differ.
 """
@@ -15,12 +17,16 @@ from pydantic import Field
 from actions.handlers import register
 from actions.handlers.base import ActionFailed, Handler, Outcome, Params, UndoRefused, email_of
 from actions.handlers.changes import change_once, deliver_notice, iso, moment, recorded, store_notice
-from actions.models import Action, ActionType, Email, Priority
+from actions.models import Action, ActionType, AuditEntry, Email, Priority
+from integrations.mailbox import mailbox_backend
 from teams.hierarchy import escalation_chain
 from teams.models import TeamMember
 from teams.notices import build_escalation_notice
 
 # --- archive_email --------------------------------------------------------------
+
+# The audit event that records the move on the mail server, once per action.
+MOVED_ON_SERVER = "email.archived_in_mailbox"
 
 
 class ArchiveEmailParams(Params):
@@ -29,40 +35,71 @@ class ArchiveEmailParams(Params):
 
 @register
 class ArchiveEmail(Handler):
-    """Move the email to the archive (a local flag); undo brings it back."""
+    """Archive the email: Mailroom's flag, and the message moved in its mailbox (IMAP MOVE); undo brings both back."""
 
     type = ActionType.ARCHIVE_EMAIL
     params = ArchiveEmailParams
-    capability = "local"
+    capability = "mailbox"
     undoable = True
 
     def execute(self, action: Action, params: ArchiveEmailParams) -> Outcome:
-        email_of(action)
+        # The server first: a message that cannot be moved leaves the flag unset, and nothing to undo.
+        in_mailbox = _archive_in_mailbox(action, email_of(action))
 
         def archive() -> dict[str, Any]:
             email = email_of(action, for_update=True)
             archived_at = email.archived_at or timezone.now()
             Email.objects.filter(pk=email.pk).update(archived_at=archived_at)
-            # Moving the message to the mailbox's archive folder (IMAP MOVE) comes with the IMAP integration.
             return {
                 "email_id": email.pk,
                 "archived_at": iso(archived_at),
                 "already_archived": email.archived_at is not None,
             }
 
-        archived = change_once(action, "email.archived", archive)
+        archived = {**change_once(action, "email.archived", archive), "mailbox": in_mailbox}
         return Outcome(result=archived, undo_data=archived)
 
     def undo(self, action: Action, params: ArchiveEmailParams) -> dict[str, Any]:
-        if action.undo_data.get("already_archived"):
-            return {"email_id": action.undo_data.get("email_id"), "unarchived": False, "why": "it was archived before"}
-        email_id = recorded(action, "email_id")
-        back = Email.objects.filter(pk=email_id, archived_at=moment(recorded(action, "archived_at")))
-        if not back.update(archived_at=None):
-            raise UndoRefused(
-                "The email was taken out of the archive or archived again since; there is nothing to undo."
-            )
-        return {"email_id": email_id, "unarchived": True}
+        # The flag first: if undo is refused there, the message has not moved; if moving fails, the flag rolls back.
+        details = _unarchive_flag(action)
+        in_mailbox = action.undo_data.get("mailbox") or {}
+        if in_mailbox.get("moved"):
+            backend = mailbox_backend()
+            if backend.name != in_mailbox.get("backend"):
+                raise UndoRefused(
+                    f"The message was archived through {in_mailbox.get('backend')}, and MAILBOX_BACKEND is now "
+                    f"{backend.name}: move it back in the mailbox by hand."
+                )
+            email = Email.objects.get(pk=recorded(action, "email_id"))
+            details["mailbox"] = {"backend": backend.name, "restored": True, **backend.restore(email, in_mailbox)}
+        return details
+
+
+def _archive_in_mailbox(action: Action, email: Email) -> dict[str, Any]:
+    """Move the email's message to the archive in its mailbox once per action; what happened, or why nothing did."""
+    backend = mailbox_backend()
+    why = backend.why_not(email)
+    if why:
+        return {"backend": backend.name, "moved": False, "why": why}
+    done = AuditEntry.objects.for_object(action).filter(event=MOVED_ON_SERVER).values_list("details", flat=True).first()
+    if done is not None:
+        return done  # a redelivered action: moved already
+    # The move talks to the server outside any transaction; change_once records it (or
+    # finds that a concurrent run did). A run cut short in between finds the message in
+    # the archive and says so, instead of failing.
+    moved = {"moved": True, **backend.archive(email), "backend": backend.name}
+    return change_once(action, MOVED_ON_SERVER, lambda: moved)
+
+
+def _unarchive_flag(action: Action) -> dict[str, Any]:
+    """Clear the archived flag this action set, unless it was set before or changed since."""
+    if action.undo_data.get("already_archived"):
+        return {"email_id": action.undo_data.get("email_id"), "unarchived": False, "why": "it was archived before"}
+    email_id = recorded(action, "email_id")
+    back = Email.objects.filter(pk=email_id, archived_at=moment(recorded(action, "archived_at")))
+    if not back.update(archived_at=None):
+        raise UndoRefused("The email was taken out of the archive or archived again since; there is nothing to undo.")
+    return {"email_id": email_id, "unarchived": True}
 
 
 # --- escalate_issue -------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""`manage.py ingest_imap`: poll the configured IMAP mailbox now, once or in a loop."""
+"""`manage.py ingest_imap`: poll the configured IMAP mailbox now, once or in a loop, or watch it with IDLE."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 from django.conf import settings
@@ -9,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from actions.management.progress import Progress
 from integrations.errors import IntegrationError
-from integrations.imap import ImapSettings, PollResult, poll_mailbox
+from integrations.imap import FolderWatcher, ImapSettings, PollResult, poll_mailbox
 
 # Exit codes scripts can rely on.
 OK, SOME_FAILED, CANNOT_POLL = 0, 1, 2
@@ -19,8 +20,9 @@ class Command(BaseCommand):
     help = (
         "Read new mail from the configured IMAP mailbox (IMAP_HOST, IMAP_USER, IMAP_FOLDERS...) and store each "
         "message once, as the scheduled job does. Folders are opened read-only: mail is never deleted, moved "
-        "or marked read. Polls once unless --loop is given. Exit codes: 0 all stored, 1 some messages or folders "
-        "failed (listed; the messages stay in the mailbox), 2 cannot connect or log in, or IMAP is not configured."
+        "or marked read. Polls once unless --loop or --idle is given. Exit codes: 0 all stored, 1 some messages "
+        "or folders failed (listed; the messages stay in the mailbox), 2 cannot connect or log in, or IMAP is "
+        "not configured."
     )
 
     def add_arguments(self, parser) -> None:
@@ -34,6 +36,12 @@ class Command(BaseCommand):
         mode = parser.add_mutually_exclusive_group()
         mode.add_argument("--once", action="store_true", help="Poll once and exit (the default).")
         mode.add_argument("--loop", action="store_true", help="Keep polling until interrupted (Ctrl-C).")
+        mode.add_argument(
+            "--idle",
+            action="store_true",
+            help="Watch each folder until interrupted: fetch new mail as the server announces it (IMAP IDLE), "
+            "or every IMAP_POLL_MINUTES where the server has no IDLE.",
+        )
         parser.add_argument(
             "--interval",
             type=int,
@@ -42,13 +50,16 @@ class Command(BaseCommand):
         )
         parser.add_argument("--no-progress", action="store_true", help="Print no progress bar.")
 
-    def handle(self, *args, folders: list[str] | None, loop: bool, interval: int | None, **options) -> None:
+    def handle(self, *args, folders: list[str] | None, loop: bool, idle: bool, interval: int | None, **options) -> None:
         cfg = ImapSettings.from_settings()
         if not cfg.configured:
             raise CommandError("IMAP_HOST is not set: there is no mailbox to poll.", returncode=CANNOT_POLL)
         if folders:
             cfg = cfg.with_folders(folders)
         self.show_progress = not options["no_progress"] and options["verbosity"] > 0
+        if idle:
+            self.watch(cfg)
+            return
         if not loop:
             self.exit_with(self.poll_once(cfg))
             return
@@ -63,6 +74,31 @@ class Command(BaseCommand):
                 time.sleep(interval)
         except KeyboardInterrupt:
             self.stdout.write("Stopped.")
+
+    def watch(self, cfg: ImapSettings, stop: threading.Event | None = None) -> None:
+        """Watch every folder, each in a thread with its own connection (IDLE watches one folder), until stopped."""
+        stop = stop or threading.Event()
+        watchers = [FolderWatcher(cfg, folder, stop=stop, on_poll=self.report) for folder in cfg.folders]
+        threads = [threading.Thread(target=w.run, name=f"imap-{w.folder}", daemon=True) for w in watchers]
+        for thread in threads:
+            thread.start()
+        try:
+            while any(thread.is_alive() for thread in threads):
+                for thread in threads:
+                    thread.join(timeout=1)
+        except KeyboardInterrupt:
+            stop.set()
+            for thread in threads:
+                thread.join()
+            self.stdout.write("Stopped.")
+
+    def report(self, folder: str, result: PollResult) -> None:
+        """One watcher's poll, in a line, when it found something or failed."""
+        if result.found or not result.ok:
+            style = self.style.SUCCESS if result.ok else self.style.WARNING
+            self.stdout.write(style(f"{folder}: {result.summary()}."))
+            for error in result.errors:
+                self.stderr.write(f"  {folder}: {error}")
 
     def poll_once(self, cfg: ImapSettings) -> dict[str, PollResult]:
         """Poll every folder once, with a progress bar per folder and a summary line each."""
