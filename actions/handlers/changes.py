@@ -21,6 +21,7 @@ from actions.audit import record_audit
 from actions.handlers.base import UndoRefused
 from actions.models import Action, AuditEntry
 from integrations import outbox
+from integrations.errors import IntegrationError
 from integrations.models import OutboxMessage
 
 
@@ -52,6 +53,28 @@ def change_once(action: Action, event: str, change: Callable[[], dict[str, Any]]
         if done is None:
             done = record_audit(event, target=action, actor="worker", details=change())
     return done.details
+
+
+def post_once(action: Action, event: str, post: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Make an outside post (a chat message) once for this action; what was posted, or why not.
+
+    The post runs outside any transaction (a network call must not hold the
+    database's write lock) and is recorded as the audit entry `event` after
+    it; a worker dying between the two makes the retry post again, the only
+    way it can repeat. A transient failure raises, so the action retries; a
+    permanent one (bad token, no such channel) is recorded as not posted
+    instead of failing a change already made.
+    """
+    done = AuditEntry.objects.for_object(action).filter(event=event).order_by("-id").first()
+    if done is not None:
+        return done.details
+    try:
+        posted = post()
+    except IntegrationError as exc:
+        if not exc.permanent:
+            raise
+        posted = {"posted": False, "error": str(exc)}
+    return change_once(action, event, lambda: posted)
 
 
 def store_notice(action: Action, purpose: str, message: EmailMultiAlternatives) -> OutboxMessage:

@@ -16,8 +16,9 @@ from pydantic import Field
 
 from actions.handlers import register
 from actions.handlers.base import ActionFailed, Handler, Outcome, Params, UndoRefused, email_of
-from actions.handlers.changes import change_once, deliver_notice, iso, moment, recorded, store_notice
+from actions.handlers.changes import change_once, deliver_notice, iso, moment, post_once, recorded, store_notice
 from actions.models import Action, ActionType, AuditEntry, Email, Priority
+from integrations import chat
 from integrations.mailbox import mailbox_backend
 from teams.hierarchy import escalation_chain
 from teams.models import TeamMember
@@ -139,7 +140,6 @@ class EscalateIssue(Handler):
                 except ValueError as exc:
                     raise ActionFailed(str(exc)) from None
                 store_notice(action, "escalation", notice)
-            # Slack comes with the chat integration: the same chain, told there as well.
             return {
                 "email_id": email.pk,
                 "priority": priority,
@@ -156,6 +156,17 @@ class EscalateIssue(Handler):
             "priority": Priority(escalated["priority"]).label,
             "previous_priority": Priority(escalated["previous_priority"]).label,
             "notice": deliver_notice(action, "escalation"),
+            "chat": post_once(
+                action,
+                "escalation.chat",
+                lambda: chat.post_escalation(
+                    action,
+                    _members(escalated["notified_ids"]),
+                    level=escalated["escalation_level"],
+                    reason=params.reason,
+                    escalated_from=action.assignee,
+                ),
+            ),
         }
         if not escalated["notified"]:
             result["note"] = "Nobody above to notify: the escalation chain is empty."
@@ -174,9 +185,7 @@ class EscalateIssue(Handler):
                 "undo the later escalation first."
             )
         # The people told of the escalation are told it was taken back, those still on the team.
-        ids = action.undo_data.get("notified_ids") or []
-        by_id = TeamMember.objects.select_related("user").in_bulk(ids)
-        told = [by_id[pk] for pk in ids if pk in by_id]
+        told = _members(action.undo_data.get("notified_ids") or [])
         notice = None
         if told:
             try:
@@ -192,4 +201,22 @@ class EscalateIssue(Handler):
                 raise UndoRefused(str(exc)) from None
             store_notice(action, "escalation-undo", message)
             notice = deliver_notice(action, "escalation-undo")
-        return {"email_id": email_id, "escalation_level": previous_level, "notice": notice}
+        posted = post_once(
+            action,
+            "escalation-undo.chat",
+            lambda: chat.post_escalation(
+                action,
+                told,
+                level=level,
+                reason="The escalation was undone.",
+                escalated_from=action.assignee,
+                undo=True,
+            ),
+        )
+        return {"email_id": email_id, "escalation_level": previous_level, "notice": notice, "chat": posted}
+
+
+def _members(ids: list[int]) -> list[TeamMember]:
+    """The team members with these ids, in that order, leaving out those no longer on the team."""
+    by_id = TeamMember.objects.select_related("user").in_bulk(ids)
+    return [by_id[pk] for pk in ids if pk in by_id]
