@@ -15,8 +15,15 @@ from django.contrib.auth import get_user_model
 from actions.models import Email
 from actions.proposals import propose_action
 
-# The loopback SMTP server fixture (smtp_server), for every suite.
-pytest_plugins = ["tests.smtp", "tests.openai_server", "tests.dovecot", "tests.radicale", "tests.s3"]
+# The real peers (SMTP, Dovecot, Radicale, S3) and loopback services (OpenAI, Jira, Asana) as fixtures, for every suite.
+pytest_plugins = [
+    "tests.smtp",
+    "tests.openai_server",
+    "tests.dovecot",
+    "tests.radicale",
+    "tests.s3",
+    "tests.task_servers",
+]
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,7 @@
 """Handlers for work on tasks: create_task, delegate_task and mark_complete.
 
-Tasks live in the task backend (integrations.tasks); who gets one is decided
+Tasks live in the task backend (integrations.tasks: local, Jira or Asana,
+always with a LocalTask row whose id handlers use); who gets one is decided
 by teams.assignment (README, "How assignment decides"). Each change is made
 once per action (actions.handlers.changes), so a redelivered or retried
 action reports the task it already made or moved instead of doing it again.
@@ -73,6 +74,13 @@ def _requested_by(action: Action) -> str:
     return (user.get_full_name() or user.get_username()) if user is not None else ""
 
 
+def _where(task: Task) -> dict[str, str]:
+    """Where the task lives outside Mailroom, for the action's result; nothing for a local task."""
+    if not task.external_id:
+        return {}
+    return {"backend": task.backend, "external_id": task.external_id, "external_url": task.external_url}
+
+
 def _task_for_undo(backend: TaskBackend, task_id: int) -> Task:
     try:
         return backend.get(task_id, for_update=True)
@@ -126,6 +134,7 @@ class CreateTask(Handler):
                 "assignee": str(member) if member else "",
                 "assignment": how,
                 "explanation": why,
+                **_where(backend.get(task_id)),
             }
 
         created = change_once(action, "task.created", create)
@@ -190,6 +199,7 @@ class DelegateTask(Handler):
                 "previous_assignee_id": task.assignee_id,
                 "assignment": how,
                 "explanation": why,
+                **_where(task),
             }
 
         delegated = change_once(action, "task.delegated", delegate)
