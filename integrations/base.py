@@ -28,7 +28,8 @@ class Backend:
     # The capability it serves: its circuit breaker and health entry carry this name.
     capability: ClassVar[str]
     # Which system: "smtp", "imap", "caldav", "jira", "slack", "s3", "local"...
-    name: ClassVar[str]
+    # A class attribute, or set per instance where a setting decides (mail).
+    name: str
 
     def health(self) -> Health:
         """Whether the system answers, in at most one cheap round trip. Never raises: failure is `ok=False`."""

@@ -56,7 +56,7 @@ class MailBackend(Backend):
     def __init__(self, backend_path: str | None = None) -> None:
         self.backend_path = backend_path or settings.EMAIL_BACKEND
         # Which provider this instance serves is a setting, not a subclass.
-        self.name = provider_name(self.backend_path)  # type: ignore[misc]
+        self.name = provider_name(self.backend_path)
 
     @property
     def writes_mime(self) -> bool:

@@ -2,7 +2,7 @@
 
 osascript cannot run on the Linux machines these tests run on, so Mail,
 Calendar and Reminders are not exercised here. What is tested: every
-generated script, read back by a small AppleScript tokenizer written here;
+generated script, read back by a small AppleScript tokenizer (tests/applescript.py);
 the runner, against a stand-in executable (see fake_osascript); and the
 backends' behaviour off macOS.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import stat
 import sys
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.mime.application import MIMEApplication
 from pathlib import Path
@@ -28,114 +27,7 @@ from integrations.apple.mail import mail_message_id
 from integrations.apple.osascript import date_expression, quote, run_script
 from integrations.calendar import Meeting, Reminder
 from integrations.errors import IntegrationError, Unavailable
-
-# --- A tokenizer for AppleScript, independent of the code under test ----------
-
-_ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "r": "\r", "t": "\t"}
-
-
-@dataclass(frozen=True)
-class Token:
-    kind: str  # "code", "string" or "comment"
-    raw: str
-    value: str = ""
-
-
-def tokenize(script: str) -> list[Token]:
-    """Split AppleScript source into code, string literals (decoded) and comments; fail on anything malformed."""
-    tokens, code, i = [], [], 0
-    while i < len(script):
-        char = script[i]
-        if char == '"':
-            end, value = _string(script, i)
-        elif script.startswith("--", i) or char == "#":
-            end = _line_end(script, i)
-        elif script.startswith("(*", i):
-            end = _block_comment_end(script, i)
-        elif char in "|«":
-            closing = "|" if char == "|" else "»"
-            end = script.index(closing, i + 1) + 1
-        else:
-            code.append(char)
-            i += 1
-            continue
-        if code:
-            tokens.append(Token("code", "".join(code)))
-            code = []
-        raw = script[i:end]
-        if char == '"':
-            tokens.append(Token("string", raw, value))
-        elif char in "|«":
-            tokens.append(Token("code", raw))
-        else:
-            tokens.append(Token("comment", raw))
-        i = end
-    if code:
-        tokens.append(Token("code", "".join(code)))
-    return tokens
-
-
-def _string(script: str, start: int) -> tuple[int, str]:
-    value, i = [], start + 1
-    while True:
-        if i >= len(script):
-            raise AssertionError("A string literal is not closed.")
-        char = script[i]
-        if char == '"':
-            return i + 1, "".join(value)
-        if char == "\\":
-            escaped = script[i + 1 : i + 2]
-            assert escaped in _ESCAPES, f"Unknown escape \\{escaped!r} in a literal"
-            value.append(_ESCAPES[escaped])
-            i += 2
-        else:
-            value.append(char)
-            i += 1
-
-
-def _line_end(script: str, start: int) -> int:
-    ends = [index for index in (script.find("\n", start), script.find("\r", start)) if index >= 0]
-    return min(ends) if ends else len(script)
-
-
-def _block_comment_end(script: str, start: int) -> int:
-    depth, i = 0, start
-    while i < len(script):
-        if script.startswith("(*", i):
-            depth, i = depth + 1, i + 2
-        elif script.startswith("*)", i):
-            depth, i = depth - 1, i + 2
-            if depth == 0:
-                return i
-        else:
-            i += 1
-    raise AssertionError("A block comment is not closed.")
-
-
-def skeleton(script: str) -> str:
-    """The script with every literal replaced by one placeholder: what it does, whatever the values."""
-    return "".join('"…"' if token.kind == "string" else token.raw for token in tokenize(script))
-
-
-def literals(script: str) -> list[str]:
-    return [token.value for token in tokenize(script) if token.kind == "string"]
-
-
-def as_applescript_keeps(value: str) -> str:
-    """The documented normalisation: NEL and the Unicode line separators become LF; other controls U+FFFD."""
-    out = []
-    for char in value:
-        code = ord(char)
-        if char in "\x85\u2028\u2029":
-            out.append("\n")
-        elif char in "\t\n\r":
-            out.append(char)
-        elif code < 0x20 or 0x7F <= code <= 0x9F or 0xD800 <= code <= 0xDFFF:
-            out.append("\ufffd")
-        else:
-            out.append(char)
-    return "".join(out)
-
+from tests.applescript import Token, as_applescript_keeps, literals, skeleton, tokenize
 
 # --- The escaping function ----------------------------------------------------
 
@@ -180,6 +72,27 @@ def _field(name: str, kind: str, value: str):
     return [f"{name}-1|{value}", f"{name}-2|{value}"] if kind == "list" else f"{name}|{value}"
 
 
+def _save_event(*, calendar, uid, summary, location, description, attendees, start, end):
+    """scripts.save_event with each of the meeting's fields given on its own."""
+    meeting = Meeting(
+        uid=uid,
+        title=summary,
+        start=start,
+        end=end,
+        organizer="alice@acme.example",
+        attendees=tuple(attendees),
+        location=location,
+        description=description,
+    )
+    return scripts.save_event(calendar=calendar, meeting=meeting)
+
+
+def _save_reminder(*, reminders_list, uid, name, body, due):
+    """scripts.save_reminder with each of the reminder's fields given on its own."""
+    reminder = Reminder(uid=uid, title=name, due=due, description=body)
+    return scripts.save_reminder(reminders_list=reminders_list, reminder=reminder)
+
+
 # builder -> {argument: "text" or "list"}; dates are the same for every run, as in the skeleton.
 BUILDERS = {
     "send_message": (
@@ -195,14 +108,14 @@ BUILDERS = {
         {},
     ),
     "save_event": (
-        scripts.save_event,
+        _save_event,
         {"calendar": "text", "uid": "text", "summary": "text", "location": "text", "description": "text"}
         | {"attendees": "list"},
         {"start": START, "end": START + timedelta(hours=1)},
     ),
     "delete_event": (scripts.delete_event, {"calendar": "text", "uid": "text"}, {}),
     "save_reminder": (
-        scripts.save_reminder,
+        _save_reminder,
         {"reminders_list": "text", "uid": "text", "name": "text", "body": "text"},
         {"due": START},
     ),

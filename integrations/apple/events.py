@@ -24,21 +24,10 @@ class AppleCalendar(AppleApp, CalendarBackend):
     app = "Apple Calendar"
 
     def save_event(self, meeting: Meeting) -> str:
-        return self.run(
-            scripts.save_event(
-                calendar=settings.APPLE_CALENDAR,
-                uid=meeting.uid,
-                summary=meeting.title,
-                start=meeting.start,
-                end=meeting.end,
-                location=meeting.location,
-                description=meeting.description,
-                attendees=list(meeting.attendees),
-            )
-        )
+        return self.run(scripts.save_event(calendar=settings.APPLE_CALENDAR, meeting=meeting))
 
     def delete_event(self, uid: str) -> bool:
-        return _count(self.run(scripts.delete_event(calendar=settings.APPLE_CALENDAR, uid=uid))) > 0
+        return _deleted(self.run(scripts.delete_event(calendar=settings.APPLE_CALENDAR, uid=uid)))
 
     def health_script(self) -> str:
         return scripts.calendar_health(calendar=settings.APPLE_CALENDAR)
@@ -54,25 +43,18 @@ class AppleReminders(AppleApp, ReminderBackend):
     app = "Apple Reminders"
 
     def save_reminder(self, reminder: Reminder) -> str:
-        return self.run(
-            scripts.save_reminder(
-                reminders_list=settings.APPLE_REMINDERS_LIST,
-                uid=reminder.uid,
-                name=reminder.title,
-                body=reminder.description,
-                due=reminder.due,
-            )
-        )
+        return self.run(scripts.save_reminder(reminders_list=settings.APPLE_REMINDERS_LIST, reminder=reminder))
 
     def delete_reminder(self, uid: str) -> bool:
-        return _count(self.run(scripts.delete_reminder(reminders_list=settings.APPLE_REMINDERS_LIST, uid=uid))) > 0
+        return _deleted(self.run(scripts.delete_reminder(reminders_list=settings.APPLE_REMINDERS_LIST, uid=uid)))
 
     def health_script(self) -> str:
         return scripts.reminders_health(reminders_list=settings.APPLE_REMINDERS_LIST)
 
 
-def _count(answer: str) -> int:
+def _deleted(answer: str) -> bool:
+    """Whether a delete script, which returns how many items it deleted, deleted any."""
     try:
-        return int(answer.strip())
+        return int(answer.strip()) > 0
     except ValueError:
         raise IntegrationError(f"Expected a count from the app, got {answer[:100]!r}.", permanent=True) from None

@@ -9,10 +9,14 @@ permanent IntegrationError.
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote as url_quote
 
 from integrations.apple.osascript import DATE_HANDLER, render
+
+if TYPE_CHECKING:
+    from integrations.calendar.ical import Meeting, Reminder
 
 # Separates the fields ARCHIVE_MESSAGE returns, where it is written `character id 31`
 # (a literal cannot hold it: quote() replaces control characters). No mailbox name holds it.
@@ -90,21 +94,90 @@ tell application "Mail"
 end tell
 """
 
+
+@dataclass(frozen=True)
+class MarkedItems:
+    """How scripts reach our items in Calendar or Reminders, as fixed AppleScript words (never values).
+
+    The items live in one container (a calendar, a list) that a template names
+    from $container, and are found again by the marker ($marker) each one carries.
+    """
+
+    app: str  # the application: "Calendar"
+    container: str  # the container's class: "calendar"
+    item: str  # the item's class: "event"
+    marked: str  # the test an item carrying theMarker passes: "url is theMarker"
+    own_id: str  # the property holding the app's own id for an item: "uid"
+
+    def template(self, *, variables: str, steps: str) -> str:
+        """A template that sets containerName, theMarker and then `variables`, and runs `steps` in the container."""
+        return (
+            "set containerName to $container\n"
+            "set theMarker to $marker\n"
+            f"{variables}"
+            f'tell application "{self.app}"\n'
+            f"\ttell {self.container} containerName\n"
+            f"{steps}"
+            "\tend tell\n"
+            "end tell\n"
+        )
+
+    @property
+    def found(self) -> str:
+        """The items that carry the marker."""
+        return f"(every {self.item} whose {self.marked})"
+
+    def delete_each(self, items: str) -> str:
+        """The steps that delete every item in `items` (an expression or a variable)."""
+        return f"\t\trepeat with oldItem in {items}\n\t\t\tdelete oldItem\n\t\tend repeat\n"
+
+    def replace(self, *, variables: str, make: str) -> str:
+        """A template that deletes the items carrying the marker, then runs `make`, which makes the new one."""
+        return self.template(variables=variables, steps=self.delete_each(self.found) + make)
+
+    def delete(self) -> str:
+        """A template that deletes the items carrying the marker, or else the one whose own id is $uid: the count."""
+        by_own_id = f"(every {self.item} whose {self.own_id} is theUid)"
+        return self.template(
+            variables="set theUid to $uid\n",
+            steps=(
+                f"\t\tset oldItems to {self.found}\n"
+                f"\t\tif (count of oldItems) is 0 then set oldItems to {by_own_id}\n"
+                "\t\tset deletedCount to count of oldItems\n"
+                f"{self.delete_each('oldItems')}"
+                "\t\treturn deletedCount as text\n"
+            ),
+        )
+
+    def health(self) -> str:
+        """A template that returns "ok" when the app has the container named $container, or else says it has not."""
+        return (
+            "set containerName to $container\n"
+            f'tell application "{self.app}"\n'
+            f"\tif not (exists {self.container} containerName) then "
+            f'return "{self.app} has no {self.container} named " & containerName & "."\n'
+            '\treturn "ok"\n'
+            "end tell\n"
+        )
+
+
+# Calendar keeps our marker in an event's URL; reminders have none, so it ends their notes.
+EVENTS = MarkedItems(app="Calendar", container="calendar", item="event", marked="url is theMarker", own_id="uid")
+REMINDERS = MarkedItems(
+    app="Reminders", container="list", item="reminder", marked="body contains theMarker", own_id="id"
+)
+
 SAVE_EVENT = (
-    """\
-set calendarName to $calendar
-set theMarker to $marker
+    EVENTS.replace(
+        variables="""\
 set theSummary to $summary
 set theLocation to $location
 set theDescription to $description
 set attendeeAddresses to $attendees
 set startDate to $start
 set endDate to $end
-tell application "Calendar"
-\ttell calendar calendarName
-\t\trepeat with oldEvent in (every event whose url is theMarker)
-\t\t\tdelete oldEvent
-\t\tend repeat
+""",
+        make="""\
 \t\tset newEvent to make new event with properties {summary:theSummary, start date:startDate, end date:endDate}
 \t\ttell newEvent
 \t\t\tset location to theLocation
@@ -115,67 +188,31 @@ tell application "Calendar"
 \t\t\ttell newEvent to make new attendee at end of attendees with properties {email:(contents of theAddress)}
 \t\tend repeat
 \t\treturn uid of newEvent
-\tend tell
-end tell
-"""
+""",
+    )
     + DATE_HANDLER
 )
 
-DELETE_EVENT = """\
-set calendarName to $calendar
-set theMarker to $marker
-set theUid to $uid
-tell application "Calendar"
-\ttell calendar calendarName
-\t\tset oldEvents to (every event whose url is theMarker)
-\t\tif (count of oldEvents) is 0 then set oldEvents to (every event whose uid is theUid)
-\t\tset deletedCount to count of oldEvents
-\t\trepeat with oldEvent in oldEvents
-\t\t\tdelete oldEvent
-\t\tend repeat
-\t\treturn deletedCount as text
-\tend tell
-end tell
-"""
+DELETE_EVENT = EVENTS.delete()
 
 SAVE_REMINDER = (
-    """\
-set listName to $list
-set theMarker to $marker
+    REMINDERS.replace(
+        variables="""\
 set theName to $name
 set theBody to $body
 set dueDate to $due
-tell application "Reminders"
-\ttell list listName
-\t\trepeat with oldReminder in (every reminder whose body contains theMarker)
-\t\t\tdelete oldReminder
-\t\tend repeat
+""",
+        make="""\
 \t\tset newReminder to make new reminder at end of reminders with properties {name:theName, body:theBody}
 \t\tset due date of newReminder to dueDate
 \t\tset remind me date of newReminder to dueDate
 \t\treturn id of newReminder
-\tend tell
-end tell
-"""
+""",
+    )
     + DATE_HANDLER
 )
 
-DELETE_REMINDER = """\
-set listName to $list
-set theMarker to $marker
-set theUid to $uid
-tell application "Reminders"
-\ttell list listName
-\t\tset oldReminders to (every reminder whose body contains theMarker)
-\t\tif (count of oldReminders) is 0 then set oldReminders to (every reminder whose id is theUid)
-\t\tset deletedCount to count of oldReminders
-\t\trepeat with oldReminder in oldReminders
-\t\t\tdelete oldReminder
-\t\tend repeat
-\t\treturn deletedCount as text
-\tend tell
-end tell
-"""
+DELETE_REMINDER = REMINDERS.delete()
 
 # Health: one run that proves osascript works, the app answers and we may
 # script it (-1743 otherwise), and the configured account, calendar or list exists.
@@ -189,21 +226,8 @@ tell application "Mail"
 end tell
 """
 
-CALENDAR_HEALTH = """\
-set calendarName to $calendar
-tell application "Calendar"
-\tif not (exists calendar calendarName) then return "Calendar has no calendar named " & calendarName & "."
-\treturn "ok"
-end tell
-"""
-
-REMINDERS_HEALTH = """\
-set listName to $list
-tell application "Reminders"
-\tif not (exists list listName) then return "Reminders has no list named " & listName & "."
-\treturn "ok"
-end tell
-"""
+CALENDAR_HEALTH = EVENTS.health()
+REMINDERS_HEALTH = REMINDERS.health()
 
 
 def send_message(
@@ -251,46 +275,38 @@ def reminder_marker(uid: str) -> str:
     return f"[mailroom:{uid}]"
 
 
-def save_event(
-    *,
-    calendar: str,
-    uid: str,
-    summary: str,
-    start: datetime,
-    end: datetime,
-    location: str,
-    description: str,
-    attendees: list[str],
-) -> str:
+def save_event(*, calendar: str, meeting: Meeting) -> str:
     """Calendar.app: replace the meeting's event (found by its marker) with a new one."""
     return render(
         SAVE_EVENT,
-        calendar=calendar,
-        marker=event_marker(uid),
-        summary=summary,
-        location=location,
-        description=description,
-        attendees=attendees,
-        start=start,
-        end=end,
+        container=calendar,
+        marker=event_marker(meeting.uid),
+        summary=meeting.title,
+        location=meeting.location,
+        description=meeting.description,
+        attendees=list(meeting.attendees),
+        start=meeting.start,
+        end=meeting.end,
     )
 
 
 def delete_event(*, calendar: str, uid: str) -> str:
     """Calendar.app: delete the meeting's event, found by its marker or by Calendar's own UID; print the count."""
-    return render(DELETE_EVENT, calendar=calendar, marker=event_marker(uid), uid=uid)
+    return render(DELETE_EVENT, container=calendar, marker=event_marker(uid), uid=uid)
 
 
-def save_reminder(*, reminders_list: str, uid: str, name: str, body: str, due: datetime) -> str:
-    """Reminders.app: replace the reminder (found by its marker) with one due, and reminding, at `due`."""
-    marker = reminder_marker(uid)
-    notes = f"{body}\n\n{marker}" if body else marker
-    return render(SAVE_REMINDER, list=reminders_list, marker=marker, name=name, body=notes, due=due)
+def save_reminder(*, reminders_list: str, reminder: Reminder) -> str:
+    """Reminders.app: replace the reminder (found by its marker) with one due, and reminding, at its due time."""
+    marker = reminder_marker(reminder.uid)
+    notes = f"{reminder.description}\n\n{marker}" if reminder.description else marker
+    return render(
+        SAVE_REMINDER, container=reminders_list, marker=marker, name=reminder.title, body=notes, due=reminder.due
+    )
 
 
 def delete_reminder(*, reminders_list: str, uid: str) -> str:
     """Reminders.app: delete the reminder, found by its marker or by Reminders' own id; print the count."""
-    return render(DELETE_REMINDER, list=reminders_list, marker=reminder_marker(uid), uid=uid)
+    return render(DELETE_REMINDER, container=reminders_list, marker=reminder_marker(uid), uid=uid)
 
 
 def mail_health(*, account: str) -> str:
@@ -298,8 +314,8 @@ def mail_health(*, account: str) -> str:
 
 
 def calendar_health(*, calendar: str) -> str:
-    return render(CALENDAR_HEALTH, calendar=calendar)
+    return render(CALENDAR_HEALTH, container=calendar)
 
 
 def reminders_health(*, reminders_list: str) -> str:
-    return render(REMINDERS_HEALTH, list=reminders_list)
+    return render(REMINDERS_HEALTH, container=reminders_list)
