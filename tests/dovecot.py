@@ -19,78 +19,50 @@ skip, or under CI=true fail.
 
 from __future__ import annotations
 
-import contextlib
 import grp
 import itertools
 import os
 import pwd
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from imapclient import IMAPClient
 
+from tests.processes import LOOPBACK, ServerProcess, free_port, serving
 from tests.services import missing
 
 DOVECOT = "/usr/sbin/dovecot"
-HOST = "127.0.0.1"
 PASSWORD = "imap-test-password"
 
 
-class DovecotServer:
-    """One `dovecot -F` process (the master, in the foreground) and its directory."""
+class DovecotServer(ServerProcess):
+    """One `dovecot -F` process (the master, in the foreground; SIGTERM stops its children too) and its directory."""
+
+    name = "Dovecot"
 
     def __init__(self, capabilities: str = "") -> None:
         if not os.path.exists(DOVECOT):
             missing(f"Dovecot is not installed ({DOVECOT}; Debian: apt-get install dovecot-imapd)")
-        # Not pytest's tmp_path: its parents are private to our user, and as root
-        # Dovecot's own processes run as other users that must reach the files.
-        self.root = Path(tempfile.mkdtemp(prefix="mailroom-dovecot-"))
+        super().__init__(prefix="mailroom-dovecot-")
+        # A temporary directory, not pytest's tmp_path: its parents are private to our
+        # user, and as root Dovecot's own processes run as other users that must reach the files.
         self.root.chmod(0o755)
         self.log = self.root / "dovecot.log"
         self.users = self.root / "users"
-        self.port = 0
-        self.process: subprocess.Popen | None = None
         self._users = itertools.count(1)
+        self._mail_user: pwd.struct_passwd | None = None
         # What the server advertises after login; "" is Dovecot's full list (MOVE, UIDPLUS, IDLE...).
         self.capabilities = capabilities
 
     def start(self) -> None:
-        mail_user = self._prepare_directories()
-        for attempt in range(5):
-            self.port = _free_port()
-            conf = self.root / "dovecot.conf"
-            conf.write_text(self._config(mail_user))
-            output = (self.root / "output.log").open("ab")
-            self.process = subprocess.Popen(
-                [DOVECOT, "-F", "-c", str(conf)], stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-            output.close()
-            if self._wait_until_listening():
-                return
-            self.stop(remove=False)
-            # Another process may have taken the port between probe and bind: try another.
-            if "Address already in use" not in self.output() or attempt == 4:
-                break
-        pytest.fail(f"Dovecot did not start on {HOST}:{self.port}. Its log:\n{self.output()}", pytrace=False)
+        self._mail_user = self._prepare_directories()
+        super().start()
 
-    def stop(self, *, remove: bool = True) -> None:
-        """SIGTERM to the master, which stops its children; wait for it."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
-        if remove:
-            shutil.rmtree(self.root, ignore_errors=True)
+    def command(self) -> list[str]:
+        conf = self.root / "dovecot.conf"
+        conf.write_text(self._config(self._mail_user))
+        return [DOVECOT, "-F", "-c", str(conf)]
 
     def add_user(self, password: str = PASSWORD) -> str:
         """A new account with an empty mailbox."""
@@ -102,13 +74,8 @@ class DovecotServer:
         passwd.chmod(0o644)  # read by the auth process, which runs as default_internal_user
         return user
 
-    def output(self, lines: int = 40) -> str:
-        """The end of Dovecot's log and of its own output (start-up errors go there)."""
-        text = []
-        for path in (self.root / "output.log", self.log):
-            if path.exists():
-                text += path.read_text(errors="replace").splitlines()[-lines:]
-        return "\n".join(text)
+    def log_files(self) -> list[Path]:
+        return [*super().log_files(), self.log]
 
     def _prepare_directories(self) -> pwd.struct_passwd:
         """Make the directories and return the user that owns the mail."""
@@ -139,7 +106,7 @@ class DovecotServer:
             chroot = "  chroot =\n"
         return f"""# Throwaway Dovecot for Mailroom's tests: plain IMAP on loopback, a passwd file per user.
 protocols = imap
-listen = {HOST}
+listen = {LOOPBACK}
 base_dir = {self.root}/run
 state_dir = {self.root}/state
 log_path = {self.log}
@@ -158,7 +125,7 @@ userdb {{
 }}
 service imap-login {{
 {chroot}  inet_listener imap {{
-    address = {HOST}
+    address = {LOOPBACK}
     port = {self.port}
   }}
   inet_listener imaps {{
@@ -177,16 +144,6 @@ service anvil {{
 }}
 """
 
-    def _wait_until_listening(self, timeout: float = 20) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return False
-            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), timeout=1):
-                return True
-            time.sleep(0.05)
-        return False
-
 
 @dataclass
 class DovecotAccount:
@@ -198,7 +155,7 @@ class DovecotAccount:
 
     @property
     def host(self) -> str:
-        return HOST
+        return LOOPBACK
 
     @property
     def port(self) -> int:
@@ -206,7 +163,7 @@ class DovecotAccount:
 
     def client(self) -> IMAPClient:
         """A logged-in client; use it in `with`, which logs out."""
-        client = IMAPClient(HOST, port=self.port, ssl=False, timeout=10)
+        client = IMAPClient(LOOPBACK, port=self.port, ssl=False, timeout=10)
         client.login(self.user, self.password)
         return client
 
@@ -240,7 +197,7 @@ class DovecotAccount:
 
     def settings(self, settings, *, folders: list[str] | None = None, mailbox: str = "support@acme.example") -> None:
         """Point Mailroom's IMAP_* settings (pytest-django's `settings` fixture) at this account."""
-        settings.IMAP_HOST = HOST
+        settings.IMAP_HOST = LOOPBACK
         settings.IMAP_PORT = self.port
         settings.IMAP_SSL = False
         settings.IMAP_STARTTLS = False
@@ -254,24 +211,13 @@ class DovecotAccount:
 @pytest.fixture
 def unused_port() -> int:
     """A loopback port nothing listens on: an IMAP server that is down."""
-    return _free_port()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
+    return free_port()
 
 
 @pytest.fixture(scope="session")
 def dovecot_server():
     """The session's Dovecot, started on first use."""
-    server = DovecotServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+    yield from serving(DovecotServer())
 
 
 @pytest.fixture
@@ -283,12 +229,7 @@ def dovecot(dovecot_server) -> DovecotAccount:
 @pytest.fixture(scope="session")
 def plain_dovecot_server():
     """A second Dovecot that advertises neither MOVE nor IDLE, as older servers do (UIDPLUS it keeps)."""
-    server = DovecotServer(capabilities="IMAP4rev1 LITERAL+ SASL-IR UIDPLUS UNSELECT NAMESPACE")
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+    yield from serving(DovecotServer(capabilities="IMAP4rev1 LITERAL+ SASL-IR UIDPLUS UNSELECT NAMESPACE"))
 
 
 @pytest.fixture

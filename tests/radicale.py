@@ -11,30 +11,25 @@ their own, so tests never see each other's events. On the account:
     radicale.make_calendar(name, slug)  # another calendar of this user; its URL
     radicale.calendar_url               # the "Work" calendar's URL, for settings that name it by URL
 
-`only(items)` is the one item of a list, and `free_port()` a loopback port nobody listens on (a server down).
+`only(items)` is the one item of a list.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from defusedxml import ElementTree
 from icalendar import Calendar
 
-HOST = "127.0.0.1"
+from tests.processes import LOOPBACK, ServerProcess, serving
+
 PASSWORD = "caldav-test-password"
 CALENDAR_NAME = "Work"
 
@@ -54,52 +49,30 @@ _LIST = """<?xml version="1.0" encoding="utf-8"?>
 </C:calendar-query>"""
 
 
-class RadicaleServer:
+class RadicaleServer(ServerProcess):
     """One `python -m radicale` process, its config, password file and storage."""
 
+    name = "Radicale"
+
     def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="mailroom-radicale-"))
+        super().__init__(prefix="mailroom-radicale-")
         self.users = self.root / "users"
         self.users.touch()
-        self.port = 0
-        self.process: subprocess.Popen | None = None
         self._users = itertools.count(1)
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}/"
+        return f"http://{LOOPBACK}:{self.port}/"
 
-    def start(self) -> None:
-        for _attempt in range(5):
-            self.port = free_port()
-            config = self.root / "config"
-            config.write_text(self._config())
-            output = (self.root / "output.log").open("ab")
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "radicale", "--config", str(config)],
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-            output.close()
-            if self._wait_until_answering():
-                return
-            self.stop(remove=False)
-            # Another process may have taken the port between probe and bind: try another.
-            if "Address already in use" not in self.output():
-                break
-        pytest.fail(f"Radicale did not start on {HOST}:{self.port}. Its output:\n{self.output()}", pytrace=False)
+    def command(self) -> list[str]:
+        config = self.root / "config"
+        config.write_text(self._config())
+        return [sys.executable, "-m", "radicale", "--config", str(config)]
 
-    def stop(self, *, remove: bool = True) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
-        if remove:
-            shutil.rmtree(self.root, ignore_errors=True)
+    def check_answers(self) -> None:
+        # Listening is not answering: ask for something and wait for a reply (any HTTP status is one).
+        with contextlib.suppress(urllib.error.HTTPError):
+            urllib.request.urlopen(self.url, timeout=2).close()  # noqa: S310 - loopback http
 
     def add_user(self, password: str = PASSWORD) -> str:
         """A new user, who may log in at once (Radicale reads the file again when it changes)."""
@@ -108,14 +81,10 @@ class RadicaleServer:
             users.write(f"{user}:{password}\n")
         return user
 
-    def output(self, lines: int = 40) -> str:
-        path = self.root / "output.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
-
     def _config(self) -> str:
         return f"""# Throwaway Radicale for Mailroom's tests: plain passwords, each user sees only their own calendars.
 [server]
-hosts = {HOST}:{self.port}
+hosts = {LOOPBACK}:{self.port}
 [auth]
 type = htpasswd
 htpasswd_filename = {self.users}
@@ -131,21 +100,6 @@ type = none
 [logging]
 level = warning
 """
-
-    def _wait_until_answering(self, timeout: float = 20) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return False
-            with contextlib.suppress(OSError):
-                with socket.create_connection((HOST, self.port), timeout=1):
-                    pass
-                # Listening is not answering: ask for something and wait for a reply (any HTTP status is one).
-                with contextlib.suppress(urllib.error.HTTPError):
-                    urllib.request.urlopen(self.url, timeout=2).close()  # noqa: S310 - loopback http
-                return True
-            time.sleep(0.05)
-        return False
 
 
 @dataclass
@@ -209,21 +163,10 @@ def only(items: list):
     return items[0]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def radicale_server():
     """The session's Radicale, started on first use."""
-    server = RadicaleServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+    yield from serving(RadicaleServer())
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import datetime
 import email
 import email.policy
 import ipaddress
-import socket
 import ssl
 import threading
 from collections import Counter
@@ -32,6 +31,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.processes import LOOPBACK, free_port
 
 SMTP_USER = "mailroom@acme.example"
 SMTP_PASSWORD = "correct horse battery staple"
@@ -85,7 +86,7 @@ class LoopbackSMTP:
         self.logins: list[Login] = []
         self._refusals: list[_Refusal] = []
         self._lock = threading.Lock()
-        self.host = "127.0.0.1"
+        self.host = LOOPBACK
         self.port = 0
 
     # --- What tests call ---
@@ -162,15 +163,9 @@ def _reply(code: int) -> str:
     return f"{code} {status}"
 
 
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
-
-
 def _start(handler: LoopbackSMTP, **smtp_options) -> Controller:
     for attempt in range(5):
-        handler.port = _free_port(handler.host)
+        handler.port = free_port()
         controller = Controller(handler, hostname=handler.host, port=handler.port, **smtp_options)
         try:
             controller.start()

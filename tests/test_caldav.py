@@ -16,7 +16,8 @@ from icalendar import Calendar
 from integrations import calendar
 from integrations.calendar.caldav import CalDavCalendar, CalDavReminders
 from integrations.errors import IntegrationError
-from tests.radicale import free_port, only
+from tests.processes import free_port
+from tests.radicale import only
 
 BERLIN = ZoneInfo("Europe/Berlin")
 UID = "mailroom.7.event.0123456789abcdef@acme.example"

@@ -13,7 +13,8 @@ from actions.handlers import UndoRefused, get_handler
 from actions.handlers.calendar import send_due_reminders
 from integrations import outbox
 from integrations.models import Circuit, LocalReminder, ReminderStatus
-from tests.radicale import free_port, only
+from tests.processes import free_port
+from tests.radicale import only
 
 pytestmark = pytest.mark.django_db
 

@@ -14,13 +14,14 @@ import pytest
 from django.core.files.base import ContentFile
 
 from actions.executor import queue_action, run_action, undo_action
-from actions.handlers import ActionFailed, get_handler
+from actions.handlers import ActionFailed
 from actions.models import Action, ActionStatus, Attachment, Email
 from actions.proposals import propose_action
 from integrations import registry
 from integrations.errors import IntegrationError
 from integrations.files import FileStore
 from tests.test_files_sniff import CSV, PDF, docm, elf, png, windows_exe
+from tests.test_handlers_local import run, undo
 
 PNG = png()
 
@@ -38,17 +39,6 @@ def attach(email: Email, filename: str, content: bytes = PDF, content_type: str 
 
 def upload(email: Email, **params) -> Action:
     return propose_action("upload_file", email=email, params=params)
-
-
-def run(action: Action):
-    handler = get_handler(action.type)
-    return handler.execute(action, handler.parse(action))
-
-
-def undo(action: Action, outcome) -> dict:
-    action.result, action.undo_data = outcome.result, outcome.undo_data
-    handler = get_handler(action.type)
-    return handler.undo(action, handler.parse(action))
 
 
 def execute(action: Action) -> tuple[str, Action]:

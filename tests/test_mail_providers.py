@@ -24,7 +24,7 @@ from moto.server import ThreadedMotoServer
 
 from integrations import calendar, outbox
 from integrations.mail import mail_backend
-from integrations.models import OutboxMessage, OutboxStatus
+from integrations.models import OutboxStatus
 from tests.test_mail_out import (  # noqa: F401 - mail_settings is an autouse fixture
     MESSAGE_ID,
     THREAD,
@@ -146,19 +146,23 @@ def provider(request, settings):
     api.stop()
 
 
-def _full_message() -> OutboxMessage:
-    pdf = outbox.attachment("Rechnung März.pdf", "application/pdf", b"%PDF-1.7\n\x00\xff")
-    return store(headers=THREAD, html_body="<p>It is on its way.</p>", attachments=[pdf])
+PDF = b"%PDF-1.7\n\x00\xff"
+
+
+def _deliver_full_message(api: ProviderAPI) -> ApiRequest:
+    """Deliver a message with HTML, thread headers and a PDF through `api`; the one request it received."""
+    pdf = outbox.attachment("Rechnung März.pdf", "application/pdf", PDF)
+    try:
+        assert outbox.deliver(store(headers=THREAD, html_body="<p>It is on its way.</p>", attachments=[pdf])) is True
+    finally:
+        api.stop()
+    (request,) = api.requests
+    return request
 
 
 def test_postmark_receives_the_message_in_its_documented_shape(settings):
-    api = _postmark(settings)
-    try:
-        assert outbox.deliver(_full_message()) is True
-    finally:
-        api.stop()
+    request = _deliver_full_message(_postmark(settings))
 
-    (request,) = api.requests
     assert request.headers["accept"] == "application/json"
     body = request.body
     assert body["From"] == "Acme Support <support@acme.example>"
@@ -175,18 +179,12 @@ def test_postmark_receives_the_message_in_its_documented_shape(settings):
     assert headers["Auto-Submitted"] == "auto-generated"
     (attachment,) = body["Attachments"]
     assert (attachment["Name"], attachment["ContentType"]) == ("Rechnung März.pdf", "application/pdf")
-    assert base64.b64decode(attachment["Content"]) == b"%PDF-1.7\n\x00\xff"
+    assert base64.b64decode(attachment["Content"]) == PDF
 
 
 def test_sendgrid_receives_the_message_in_its_documented_shape(settings):
-    api = _sendgrid(settings)
-    try:
-        assert outbox.deliver(_full_message()) is True
-    finally:
-        api.stop()
+    body = _deliver_full_message(_sendgrid(settings)).body
 
-    (request,) = api.requests
-    body = request.body
     (personalization,) = body["personalizations"]
     assert personalization["to"] == [{"email": "dana@customer.example", "name": "Dana Customer"}]
     assert body["from"] == {"email": "support@acme.example", "name": "Acme Support"}
@@ -200,7 +198,7 @@ def test_sendgrid_receives_the_message_in_its_documented_shape(settings):
     assert body["headers"]["References"] == THREAD["References"]
     (attachment,) = body["attachments"]
     assert (attachment["filename"], attachment["type"]) == ("Rechnung März.pdf", "application/pdf")
-    assert base64.b64decode(attachment["content"]) == b"%PDF-1.7\n\x00\xff"
+    assert base64.b64decode(attachment["content"]) == PDF
 
 
 def test_a_provider_accepting_the_message_marks_it_sent(provider):

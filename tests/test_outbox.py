@@ -12,22 +12,10 @@ from django.utils import timezone
 from integrations import outbox
 from integrations.errors import IntegrationError
 from integrations.models import OutboxMessage, OutboxStatus
+from tests.test_mail_out import MESSAGE_ID, store
 
 # The smtp_server fixture: a real SMTP server on the loopback interface.
 pytestmark = pytest.mark.django_db
-
-MESSAGE_ID = "<test.1@acme.example>"
-
-
-def _store(**fields) -> OutboxMessage:
-    values = {
-        "message_id": MESSAGE_ID,
-        "to": ["dana@customer.example"],
-        "subject": "Your refund",
-        "text_body": "It is on its way.\n",
-        **fields,
-    }
-    return outbox.store_message(**values)
 
 
 def _age(message: OutboxMessage, seconds: int) -> None:
@@ -38,8 +26,8 @@ def _age(message: OutboxMessage, seconds: int) -> None:
 
 
 def test_storing_a_message_twice_keeps_one_row():
-    first = _store()
-    second = _store(subject="A different subject, same Message-ID")
+    first = store()
+    second = store(subject="A different subject, same Message-ID")
 
     assert second.pk == first.pk
     assert OutboxMessage.objects.count() == 1
@@ -47,7 +35,7 @@ def test_storing_a_message_twice_keeps_one_row():
 
 
 def test_it_delivers_with_its_message_id_and_marks_it_sent(smtp_server):
-    message = _store(headers={"In-Reply-To": "<order@customer.example>"})
+    message = store(headers={"In-Reply-To": "<order@customer.example>"})
 
     assert outbox.deliver(message) is True
 
@@ -62,18 +50,18 @@ def test_it_delivers_with_its_message_id_and_marks_it_sent(smtp_server):
 
 
 def test_delivering_twice_sends_once(smtp_server):
-    message = _store()
+    message = store()
 
     assert outbox.deliver(message) is True
     assert outbox.deliver(message) is False
-    assert outbox.deliver(_store()) is False
+    assert outbox.deliver(store()) is False
 
     assert smtp_server.message_id_counts() == {MESSAGE_ID: 1}
 
 
 def test_it_puts_a_message_back_to_pending_on_451(smtp_server):
     smtp_server.refuse_next(451)
-    message = _store()
+    message = store()
 
     with pytest.raises(IntegrationError) as caught:
         outbox.deliver(message)
@@ -90,7 +78,7 @@ def test_it_puts_a_message_back_to_pending_on_451(smtp_server):
 
 def test_it_fails_a_message_for_good_on_550(smtp_server):
     smtp_server.refuse_next(550)
-    message = _store()
+    message = store()
 
     with pytest.raises(IntegrationError) as caught:
         outbox.deliver(message)
@@ -105,7 +93,7 @@ def test_it_fails_a_message_for_good_on_550(smtp_server):
 @pytest.mark.parametrize(("code", "permanent", "status"), [(550, True, "failed"), (450, False, "pending")])
 def test_it_tells_refused_recipients_apart_by_code(smtp_server, code, permanent, status):
     smtp_server.refuse_next(code, stage="rcpt")
-    message = _store()
+    message = store()
 
     with pytest.raises(IntegrationError) as caught:
         outbox.deliver(message)
@@ -119,7 +107,7 @@ def test_it_tells_refused_recipients_apart_by_code(smtp_server, code, permanent,
 def test_it_treats_an_unreachable_server_as_transient(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2  # discard: nobody listens
-    message = _store()
+    message = store()
 
     with pytest.raises(IntegrationError) as caught:
         outbox.deliver(message)
@@ -134,7 +122,7 @@ def test_it_keeps_a_message_sent_when_the_server_fails_after_accepting_it(smtp_s
         raise smtplib.SMTPResponseException(421, b"Going away")
 
     monkeypatch.setattr(smtplib.SMTP, "quit", quit_badly)
-    message = _store()
+    message = store()
 
     assert outbox.deliver(message) is True
 
@@ -163,7 +151,7 @@ def test_it_fails_a_message_that_cannot_be_built_instead_of_leaving_it_sending(s
 
 def test_it_writes_an_attachments_content_type_parameters_once(smtp_server):
     ics = b"BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nEND:VCALENDAR\r\n"
-    message = _store(attachments=[outbox.attachment("invite.ics", "text/calendar; method=REQUEST; charset=UTF-8", ics)])
+    message = store(attachments=[outbox.attachment("invite.ics", "text/calendar; method=REQUEST; charset=UTF-8", ics)])
 
     outbox.deliver(message)
 
@@ -178,7 +166,7 @@ def test_it_writes_an_attachments_content_type_parameters_once(smtp_server):
 
 
 def test_cancel_stops_a_pending_message(smtp_server):
-    message = _store()
+    message = store()
 
     assert outbox.cancel(message) is True
 
@@ -189,7 +177,7 @@ def test_cancel_stops_a_pending_message(smtp_server):
 
 
 def test_cancel_cannot_stop_a_sent_message(smtp_server):
-    message = _store()
+    message = store()
     outbox.deliver(message)
 
     assert outbox.cancel(message) is False
@@ -200,7 +188,7 @@ def test_cancel_cannot_stop_a_sent_message(smtp_server):
 
 def test_recovery_resends_a_stuck_send_with_the_same_message_id(smtp_server, settings):
     settings.OUTBOX_STUCK_SENDS = "resend"
-    message = _store()
+    message = store()
     outbox.deliver(message)
     # The worker died after the server took the message but before it marked the row sent.
     _age(message, 600)
@@ -216,7 +204,7 @@ def test_recovery_resends_a_stuck_send_with_the_same_message_id(smtp_server, set
 
 def test_recovery_holds_a_stuck_send_for_a_person(smtp_server, settings):
     settings.OUTBOX_STUCK_SENDS = "hold"
-    message = _store()
+    message = store()
     _age(message, 600)
 
     assert outbox.recover_stuck_sends(300) == {"held": 1}
@@ -230,7 +218,7 @@ def test_recovery_holds_a_stuck_send_for_a_person(smtp_server, settings):
 
 def test_recovery_leaves_a_send_that_is_still_in_progress(settings):
     settings.OUTBOX_STUCK_SENDS = "resend"
-    message = _store()
+    message = store()
     _age(message, 10)
 
     assert outbox.recover_stuck_sends(300) == {"resent": 0}
@@ -241,4 +229,4 @@ def test_recovery_leaves_a_send_that_is_still_in_progress(settings):
 
 def test_it_refuses_a_message_without_recipients():
     with pytest.raises(ValueError, match="recipient"):
-        _store(to=[])
+        store(to=[])
