@@ -14,10 +14,9 @@ from urllib.parse import quote
 from django.conf import settings
 from django.utils import timezone
 
-from integrations.base import Health
 from integrations.errors import IntegrationError
 from integrations.http import HTTPError, request_json
-from integrations.tasks.remote import Made, NewTask, Person, RemoteTaskBackend, require_settings
+from integrations.tasks.remote import Made, NewTask, Person, RemoteTaskBackend
 
 # Mailroom's priorities (10 low to 40 urgent) as the names of Jira's default priority scheme.
 PRIORITIES = {10: "Low", 20: "Medium", 30: "High", 40: "Highest"}
@@ -49,18 +48,15 @@ class JiraTaskBackend(RemoteTaskBackend):
     """Tasks as issues in JIRA_PROJECT_KEY of the Jira Cloud site at JIRA_URL."""
 
     name = "jira"
+    system = "Jira"
     label = "Jira issue"
 
     def __init__(self) -> None:
-        require_settings("Jira", "JIRA_URL", "JIRA_EMAIL", "JIRA_API_TOKEN", "JIRA_PROJECT_KEY")
+        self.require_settings("JIRA_URL", "JIRA_EMAIL", "JIRA_API_TOKEN", "JIRA_PROJECT_KEY")
         self.base = settings.JIRA_URL.rstrip("/")
 
-    def health(self) -> Health:
-        try:
-            me = self._call("GET", "/rest/api/3/myself")
-        except IntegrationError as exc:
-            return self.unhealthy(f"Jira: {exc}")
-        return self.healthy(f"Jira answers, signed in as {(me or {}).get('displayName') or 'the API user'}.")
+    def signed_in_as(self) -> str:
+        return (self._call("GET", "/rest/api/3/myself") or {}).get("displayName") or ""
 
     def find(self, marker: str) -> Made | None:
         jql = f"project = {_jql_string(settings.JIRA_PROJECT_KEY)} AND labels = {_jql_string(marker)}"

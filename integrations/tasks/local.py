@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from integrations.models import LocalTask, TaskStatus
@@ -38,18 +39,35 @@ class LocalTaskBackend(TaskBackend):
         assignee_id: int | None = None,
         email_id: int | None = None,
     ) -> int:
-        task, _ = LocalTask.objects.get_or_create(
+        existing = task_of(action_id)
+        if existing is not None:
+            return existing
+        task = LocalTask(
             action_id=action_id,
-            defaults={
-                "title": title,
-                "description": description,
-                "priority": priority,
-                "due_at": due_at,
-                "assignee_id": assignee_id,
-                "email_id": email_id,
-            },
+            title=title,
+            description=description,
+            priority=priority,
+            due_at=due_at,
+            assignee_id=assignee_id,
+            email_id=email_id,
         )
+        self.place(task)
+        try:
+            with transaction.atomic():
+                task.save()
+        except IntegrityError:
+            # Another run of the action saved its row first: that one is the task.
+            existing = task_of(action_id)
+            if existing is None:
+                raise
+            return existing
         return task.pk
+
+    def place(self, task: LocalTask) -> None:
+        """Make the new task wherever else it lives and note where on its row, before the row is saved.
+
+        The local store keeps it in the row alone.
+        """
 
     def reassign(self, task_id: int, assignee_id: int | None) -> int:
         return self._update(task_id, assignee_id=assignee_id)
@@ -67,6 +85,11 @@ class LocalTaskBackend(TaskBackend):
         if LocalTask.objects.filter(pk=task_id).update(**fields) != 1:
             raise TaskNotFound(task_id)
         return task_id
+
+
+def task_of(action_id: int) -> int | None:
+    """The id of the task the action created, if it has one."""
+    return LocalTask.objects.filter(action_id=action_id).values_list("pk", flat=True).first()
 
 
 def snapshot(task: LocalTask) -> Task:

@@ -17,6 +17,7 @@ from typing import ClassVar
 
 from django.conf import settings
 
+from integrations.base import Health
 from integrations.errors import IntegrationError, Unavailable
 from integrations.http import HTTPError
 from integrations.models import LocalTask
@@ -63,13 +64,6 @@ class Made:
     url: str
 
 
-def require_settings(system: str, *names: str) -> None:
-    """Unavailable, naming what to set, when any of these settings is empty."""
-    missing = [name for name in names if not getattr(settings, name)]
-    if missing:
-        raise Unavailable(f"The {system} task backend needs {', '.join(missing)}; set them, or TASK_BACKEND=local.")
-
-
 def person(member_id: int | None) -> Person | None:
     member = TeamMember.objects.select_related("user").filter(pk=member_id).first() if member_id else None
     if member is None:
@@ -80,10 +74,30 @@ def person(member_id: int | None) -> Person | None:
 class RemoteTaskBackend(LocalTaskBackend):
     """Tasks kept in a system outside Mailroom as well as in LocalTask rows."""
 
-    # How people call one task there, for messages: "Jira issue", "Asana task".
+    # The system's name and how people call one task there, for messages: "Jira", "Jira issue".
+    system: ClassVar[str]
     label: ClassVar[str]
 
+    def require_settings(self, *names: str) -> None:
+        """Unavailable, naming what to set, when any of these settings is empty."""
+        missing = [name for name in names if not getattr(settings, name)]
+        if missing:
+            raise Unavailable(
+                f"The {self.system} task backend needs {', '.join(missing)}; set them, or TASK_BACKEND=local."
+            )
+
+    def health(self) -> Health:
+        try:
+            user = self.signed_in_as()
+        except IntegrationError as exc:
+            return self.unhealthy(f"{self.system}: {exc}")
+        return self.healthy(f"{self.system} answers, signed in as {user or 'the API user'}.")
+
     # --- What each system implements ----------------------------------------------
+
+    def signed_in_as(self) -> str:
+        """The name of the user Mailroom signs in as, by one cheap call."""
+        raise NotImplementedError
 
     def find(self, marker: str) -> Made | None:
         """The task an earlier create for this marker made, if any."""
@@ -102,41 +116,15 @@ class RemoteTaskBackend(LocalTaskBackend):
         """Give the task to `to` (or to nobody), and say so on the task."""
         raise NotImplementedError
 
-    # --- The TaskBackend calls --------------------------------------------------------
+    # --- Creating (place) and the TaskBackend calls: outside first, then the row -----------
 
-    def create(
-        self,
-        *,
-        action_id: int,
-        title: str,
-        description: str = "",
-        priority: int,
-        due_at: datetime | None = None,
-        assignee_id: int | None = None,
-        email_id: int | None = None,
-    ) -> int:
-        existing = LocalTask.objects.filter(action_id=action_id).values_list("pk", flat=True).first()
-        if existing is not None:
-            return existing
-        new = NewTask(action_id, title, description, priority, due_at, person(assignee_id))
+    def place(self, task: LocalTask) -> None:
+        assignee = person(task.assignee_id)
+        new = NewTask(task.action_id, task.title, task.description, task.priority, task.due_at, assignee)
         # The row is saved after the task is made outside; if the process died
         # in between, the task is there without a row: find it, do not make a twin.
         made = self.find(new.marker) or self.make(new)
-        task, _ = LocalTask.objects.get_or_create(
-            action_id=action_id,
-            defaults={
-                "title": title,
-                "description": description,
-                "priority": priority,
-                "due_at": due_at,
-                "assignee_id": assignee_id,
-                "email_id": email_id,
-                "backend": self.name,
-                "external_id": made.id,
-                "external_url": made.url,
-            },
-        )
-        return task.pk
+        task.backend, task.external_id, task.external_url = self.name, made.id, made.url
 
     def reassign(self, task_id: int, assignee_id: int | None) -> int:
         self._outside(task_id, lambda external_id: self.hand_over(external_id, person(assignee_id)))
