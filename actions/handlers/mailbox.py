@@ -186,33 +186,21 @@ class EscalateIssue(Handler):
             )
         # The people told of the escalation are told it was taken back, those still on the team.
         told = _members(action.undo_data.get("notified_ids") or [])
+        taken_back = {
+            "level": level,
+            "reason": "The escalation was undone.",
+            "escalated_from": action.assignee,
+            "undo": True,
+        }
         notice = None
         if told:
             try:
-                message = build_escalation_notice(
-                    action,
-                    told,
-                    level=level,
-                    reason="The escalation was undone.",
-                    escalated_from=action.assignee,
-                    undo=True,
-                )
+                message = build_escalation_notice(action, told, **taken_back)
             except ValueError as exc:
                 raise UndoRefused(str(exc)) from None
             store_notice(action, "escalation-undo", message)
             notice = deliver_notice(action, "escalation-undo")
-        posted = post_once(
-            action,
-            "escalation-undo.chat",
-            lambda: chat.post_escalation(
-                action,
-                told,
-                level=level,
-                reason="The escalation was undone.",
-                escalated_from=action.assignee,
-                undo=True,
-            ),
-        )
+        posted = post_once(action, "escalation-undo.chat", lambda: chat.post_escalation(action, told, **taken_back))
         return {"email_id": email_id, "escalation_level": previous_level, "notice": notice, "chat": posted}
 
 
