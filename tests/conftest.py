@@ -23,6 +23,7 @@ pytest_plugins = [
     "tests.radicale",
     "tests.s3",
     "tests.task_servers",
+    "tests.api_people",
 ]
 
 
