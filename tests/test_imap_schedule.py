@@ -86,7 +86,7 @@ def test_the_help_says_mail_is_never_deleted_or_marked_read():
     text = " ".join(Command().create_parser("manage.py", "ingest_imap").format_help().split())
 
     assert "mail is never deleted, moved or marked read" in text
-    assert "Exit codes: 0 all stored, 1 some messages or folders failed" in text
+    assert "Exit codes: 0 all stored; 1 some messages or folders failed" in text
 
 
 # --- Health and the schedule ---

@@ -17,7 +17,10 @@ class Progress:
 
     def __init__(self, total: int | None, label: str, stream: TextIO | None = None, *, enabled: bool = True) -> None:
         self.total, self.label, self.done = total, label, 0
-        self.stream = stream or sys.stderr
+        # A command's self.stderr is Django's OutputWrapper, which ends every
+        # write with a newline; the bar draws its own "\r" and "\n" below it.
+        stream = stream or sys.stderr
+        self.stream = getattr(stream, "_out", stream)
         self.enabled = enabled
         self.live = enabled and getattr(self.stream, "isatty", lambda: False)()
         self._last_tenth = -1
@@ -36,7 +39,7 @@ class Progress:
             self.stream.write(self._line() + "\n")
 
     def finish(self) -> None:
-        if self.live:
+        if self.live and self.done:
             self.stream.write("\n")
             self.stream.flush()
 

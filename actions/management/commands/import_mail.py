@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from actions.intake.store import ingest_message
-from actions.management.progress import Progress
+from actions.management.base import CANNOT_START, DONE, FAILED, ManualCommand
 from actions.models import EmailSource, ProcessingRun
 from actions.pipeline import process_runs
 
@@ -50,13 +50,18 @@ def _count(paths: list[Path]) -> int:
     return total
 
 
-class Command(BaseCommand):
+class Command(ManualCommand):
     help = (
         "Import inbound mail from .eml files, folders of them (read recursively) and mbox archives. "
         "Each message is stored once per mailbox and Message-ID, so importing again adds only what is new; "
-        "a message that is not mail is kept and quarantined with its reason. "
-        "Exit status: 0 all read, 1 some paths could not be read, 2 bad arguments."
+        "a message that is not mail is kept and quarantined with its reason (that is not a failure)."
     )
+    exit_codes = {
+        DONE: "all read (stored, already stored or quarantined)",
+        FAILED: "some paths could not be read, or with --process some runs failed",
+        CANNOT_START: "a path does not exist or bad arguments, nothing was imported",
+    }
+    shows_progress = True
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("paths", nargs="+", type=Path, help=".eml files, folders, or mbox files.")
@@ -69,16 +74,15 @@ class Command(BaseCommand):
             help="Analyse and route the imported mail now, in this process (otherwise a worker or "
             "`process_pending` does it).",
         )
-        parser.add_argument("--no-progress", action="store_true", help="Print no progress bar.")
 
-    def handle(self, *args, paths: list[Path], mailbox: str | None, process: bool, no_progress: bool, **options):
+    def handle(self, *args, paths: list[Path], mailbox: str | None, process: bool, **options) -> None:
         missing = [str(path) for path in paths if not path.exists()]
         if missing:
-            raise CommandError(f"No such file or folder: {', '.join(missing)}", returncode=2)
+            raise CommandError(f"No such file or folder: {', '.join(missing)}", returncode=CANNOT_START)
         mailbox_name = mailbox or settings.DEFAULT_MAILBOX
         counts: Counter[str] = Counter()
         new_runs: list[int] = []
-        with Progress(_count(paths), "Importing", self.stderr, enabled=not no_progress) as progress:
+        with self.progress(_count(paths), "Importing") as progress:
             for path in paths:
                 for where, raw, problem in _messages(path):
                     progress.advance()
@@ -101,8 +105,11 @@ class Command(BaseCommand):
             ", ".join(f"{counts[what]} {what}" for what in ("stored", "already stored", "quarantined", "unreadable"))
             + f" into {mailbox_name}."
         )
+        failures = [f"{counts['unreadable']} path(s) could not be read"] if counts["unreadable"] else []
         if process and new_runs:
             outcome = process_runs(ProcessingRun.objects.filter(pk__in=new_runs).order_by("pk"))
             self.stdout.write(f"Processed: {outcome['succeeded']} succeeded, {outcome['failed']} failed.")
-        if counts["unreadable"]:
-            raise CommandError(f"{counts['unreadable']} path(s) could not be read.", returncode=1)
+            if outcome["failed"]:
+                failures.append(f"{outcome['failed']} run(s) failed (their emails wait in the review queue)")
+        if failures:
+            raise CommandError("; ".join(failures) + ".", returncode=FAILED)

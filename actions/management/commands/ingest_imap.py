@@ -6,24 +6,26 @@ import threading
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from actions.management.base import CANNOT_START, DONE, FAILED, ManualCommand
 from actions.management.progress import Progress
 from integrations.errors import IntegrationError
 from integrations.imap import FolderWatcher, ImapSettings, PollResult, poll_mailbox
 
-# Exit codes scripts can rely on.
-OK, SOME_FAILED, CANNOT_POLL = 0, 1, 2
 
-
-class Command(BaseCommand):
+class Command(ManualCommand):
     help = (
         "Read new mail from the configured IMAP mailbox (IMAP_HOST, IMAP_USER, IMAP_FOLDERS...) and store each "
         "message once, as the scheduled job does. Folders are opened read-only: mail is never deleted, moved "
-        "or marked read. Polls once unless --loop or --idle is given. Exit codes: 0 all stored, 1 some messages "
-        "or folders failed (listed; the messages stay in the mailbox), 2 cannot connect or log in, or IMAP is "
-        "not configured."
+        "or marked read. Polls once unless --loop or --idle is given."
     )
+    exit_codes = {
+        DONE: "all stored",
+        FAILED: "some messages or folders failed (listed, the messages stay in the mailbox)",
+        CANNOT_START: "cannot connect or log in, or IMAP is not configured",
+    }
+    shows_progress = True
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
@@ -48,15 +50,15 @@ class Command(BaseCommand):
             metavar="SECONDS",
             help="With --loop, seconds between polls (default: IMAP_POLL_MINUTES).",
         )
-        parser.add_argument("--no-progress", action="store_true", help="Print no progress bar.")
 
     def handle(self, *args, folders: list[str] | None, loop: bool, idle: bool, interval: int | None, **options) -> None:
         cfg = ImapSettings.from_settings()
         if not cfg.configured:
-            raise CommandError("IMAP_HOST is not set: there is no mailbox to poll.", returncode=CANNOT_POLL)
+            raise CommandError("IMAP_HOST is not set: there is no mailbox to poll.", returncode=CANNOT_START)
+        if interval is not None and interval < 1:
+            raise CommandError("--interval must be 1 second or more.", returncode=CANNOT_START)
         if folders:
             cfg = cfg.with_folders(folders)
-        self.show_progress = not options["no_progress"] and options["verbosity"] > 0
         if idle:
             self.watch(cfg)
             return
@@ -103,10 +105,9 @@ class Command(BaseCommand):
     def poll_once(self, cfg: ImapSettings) -> dict[str, PollResult]:
         """Poll every folder once, with a progress bar per folder and a summary line each."""
         bars: dict[str, Progress] = {}
-        raw_stderr = getattr(self.stderr, "_out", self.stderr)  # Progress draws "\r" lines itself
 
         def found(folder: str, count: int) -> None:
-            bars[folder] = Progress(count, f"{cfg.mailbox}/{folder}", raw_stderr, enabled=self.show_progress)
+            bars[folder] = self.progress(count, f"{cfg.mailbox}/{folder}")
 
         def ingested(folder: str, uid: int) -> None:
             bars[folder].advance()
@@ -114,7 +115,7 @@ class Command(BaseCommand):
         try:
             results = poll_mailbox(cfg, on_found=found, on_message=ingested)
         except IntegrationError as exc:
-            raise CommandError(str(exc), returncode=CANNOT_POLL) from None
+            raise CommandError(str(exc), returncode=CANNOT_START) from None
         finally:
             for bar in bars.values():
                 bar.finish()
@@ -132,5 +133,5 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{failed} problem{'s' if failed != 1 else ''} while polling (listed above). "
                 "Messages that could not be stored are still in the mailbox, untouched.",
-                returncode=SOME_FAILED,
+                returncode=FAILED,
             )

@@ -1,20 +1,27 @@
+"""manage.py load_demo: the example team, approval policies and demo mail, for trying Mailroom out."""
+
 from __future__ import annotations
 
 import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from actions.demo import load_demo, load_demo_mail
+from actions.management.base import CANNOT_START, DONE, FAILED, ManualCommand
 
 
-class Command(BaseCommand):
+class Command(ManualCommand):
     help = (
         "Load demo data: the example team, default approval policies and a set of emails with proposed "
         "actions. Safe to run again: nothing already loaded is duplicated. With --admin, also make sure an "
         "'admin' superuser exists and print its login."
     )
+    exit_codes = {
+        DONE: "loaded",
+        FAILED: "with --mail, some demo runs failed (their emails wait in the review queue)",
+    }
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
@@ -31,14 +38,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, admin: bool = False, mail: int = 0, **options) -> None:
         if mail < 0:
-            raise CommandError("--mail must be 0 or more.", returncode=2)
+            raise CommandError("--mail must be 0 or more.", returncode=CANNOT_START)
         counts = load_demo()
         self.stdout.write(
             f"Demo data: {counts['members']} team members, {counts['policies']} approval policies, "
             f"{counts['new_emails']} new emails."
         )
+        failed = 0
         if mail:
             outcome = load_demo_mail(mail)
+            failed = outcome["stored"] - outcome["succeeded"]
             self.stdout.write(
                 f"Demo mail: {outcome['stored']} new messages analysed ({outcome['succeeded']} runs succeeded, "
                 f"{outcome['review']} waiting in the review queue)."
@@ -46,6 +55,8 @@ class Command(BaseCommand):
         if admin:
             self._ensure_admin()
             self._ensure_team_password()
+        if failed:
+            raise CommandError(f"{failed} demo run(s) failed; see the review queue.", returncode=FAILED)
 
     def _ensure_admin(self) -> None:
         # The demo password is kept in the data folder (outside git) so that
