@@ -2,69 +2,29 @@
 
 from __future__ import annotations
 
-import itertools
-import re
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
 from actions.models import AuditEntry
-
-MASK = "********"
-# Keys whose values are never stored in the trail, wherever they are nested.
-# Matched against the words of the key ("access_token" -> access, token), so
-# that "tokens_used" or "author" are kept.
-_SECRET_WORDS = frozenset(
-    {
-        "password",
-        "passwd",
-        "pass",
-        "secret",
-        "token",
-        "apikey",
-        "authorization",
-        "auth",
-        "cookie",
-        "credential",
-        "credentials",
-        "signature",
-        "sessionid",
-        "csrftoken",
-    }
-)
-_SECRET_PAIRS = frozenset({"apikey", "privatekey", "secretkey", "accesskey", "sessionid"})
-_WORD = re.compile(r"[a-z]+")  # letters only: "password1" is a password
-# Values that look like secrets even under an innocent key: HTTP credentials
-# and OpenAI-style keys. "Bearer x" as headers write it, or any "bearer" with
-# a token-looking word after it, so prose like "the bearer of news" is kept.
-_SECRET_VALUE = re.compile(
-    r"\bBearer\s+\S+"
-    r"|(?i:\bbearer)\s+[A-Za-z]*[0-9._~+/=-][A-Za-z0-9._~+/=-]*"
-    # Basic credentials are base64: a digit, symbol or capital beyond the first letter.
-    r"|\bBasic\s+[A-Za-z0-9+/](?=[a-z]*[0-9+/=A-Z])[A-Za-z0-9+/]{7,}={0,2}"
-    r"|\bsk-[A-Za-z0-9_-]{8,}"
-)
-
-
-def _is_secret_key(key: str) -> bool:
-    # camelCase counts as words too: "refreshToken" -> refresh, token.
-    words = _WORD.findall(re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key).lower())
-    # "api_key", "X-Api-Key", "private_key": "key" alone is too common to mask.
-    joined = {a + b for a, b in itertools.pairwise(words)}
-    return bool(set(words) & _SECRET_WORDS or joined & _SECRET_PAIRS)
+from observability.redact import MASK, SECRET_VALUE, is_secret_key
 
 
 def mask_secrets(value: Any, key: str = "") -> Any:
-    """Return a copy of `value` with secret-looking keys and values replaced by a mask."""
-    if key and _is_secret_key(key):
+    """Return a copy of `value` with secret-looking keys and values replaced by a mask.
+
+    Secret-looking as the logs judge it (observability.redact), but strict: a
+    key merely ending in "key" ("idempotency_key") is kept.
+    """
+    if key and is_secret_key(key, strict=True):
         return MASK
     if isinstance(value, dict):
         return {k: mask_secrets(v, str(k)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [mask_secrets(item) for item in value]
     if isinstance(value, str):
-        return _SECRET_VALUE.sub(MASK, value)
+        return SECRET_VALUE.sub(MASK, value)
     return value
 
 

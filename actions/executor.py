@@ -28,6 +28,7 @@ from actions.models import Action, ActionStatus, ExecutionSwitch, Priority, Proc
 from actions.transitions import TransitionError, transition_action
 from integrations import circuit
 from integrations.errors import IntegrationError
+from observability.context import with_action_id
 
 logger = logging.getLogger(__name__)
 S = ActionStatus
@@ -92,6 +93,7 @@ def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
     return timedelta(seconds=max(delay, retry_after or 0))
 
 
+@with_action_id
 def run_action(action_id: int) -> str:
     """The worker's task: claim one queued action, execute it, record the outcome. Returns what happened."""
     if ExecutionSwitch.is_paused():
@@ -138,7 +140,9 @@ def run_action(action_id: int) -> str:
     try:
         outcome = handler.execute(action, params)
     except IntegrationError as exc:
-        if not exc.permanent:
+        if exc.permanent:
+            circuit.record_refusal(handler.capability)
+        else:
             circuit.record_failure(handler.capability, str(exc))
         return _failed(action, str(exc), permanent=exc.permanent, retry_after=exc.retry_after)
     except ActionFailed as exc:

@@ -71,6 +71,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every log line of the request, and every response, carries its id.
+    "observability.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -523,10 +525,51 @@ if env_bool("SECURE_PROXY_SSL_HEADER", False):
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
     raise ImproperlyConfigured(f"LOG_LEVEL={LOG_LEVEL!r} is not a log level.")
+# json: one object per line (time, level, logger, message, request_id,
+# action_id, extra fields), for log collectors; text: for people at a terminal.
+LOG_FORMAT = env_choice("LOG_FORMAT", "text" if DEBUG else "json", ("text", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        # Every line gets the request and action ids, and has secrets and addresses masked.
+        "context": {"()": "observability.logs.ContextFilter"},
+        "redact": {"()": "observability.logs.RedactFilter"},
+    },
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s%(context)s: %(message)s"},
+        "json": {"()": "observability.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context", "redact"]}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # Django's own handlers would print these a second time, unmasked: send them through ours.
+    "loggers": {
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        "django.server": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+    },
 }
+
+# --- Health and metrics ------------------------------------------------------
+
+# /metrics: with a token, only `Authorization: Bearer <token>` (or staff);
+# without, only direct requests from loopback or private addresses (or staff).
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# /health/ answers 503 when no worker's heartbeat is seen. Off by default: a
+# web process without workers still serves; the workers check shows it.
+HEALTH_REQUIRE_WORKERS = env_bool("HEALTH_REQUIRE_WORKERS", False)
+# Load balancers and scrapers often ask over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+# django-q2 clusters write their heartbeat (Stat) to Redis with the Redis
+# broker, else to this cache: a file cache in the data folder, which every
+# process on the machine shares (the default memory cache is per process, so
+# the web process would never see a worker).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "worker_stats": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(DATA_DIR / "worker-stats"),
+    },
+}
+Q_CLUSTER["cache"] = "worker_stats"

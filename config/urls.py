@@ -5,7 +5,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from integrations.views import health
+from integrations.views import health, healthz
+from observability.views import metrics
 
 admin.site.site_header = "Mailroom"
 admin.site.site_title = "Mailroom"
@@ -22,4 +23,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("health/", health, name="health"),
+    # For load balancers (answers without the database) and Prometheus (who may: observability/views.py).
+    path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
 ]

@@ -19,7 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from integrations import registry
-from integrations.models import Circuit, CircuitState
+from integrations.models import CallOutcome, Circuit, CircuitState, IntegrationCalls
 
 # Handlers that talk to no outside system need no breaker.
 UNGUARDED = {"local"}
@@ -51,6 +51,7 @@ def record_failure(name: str, error: str) -> None:
     if name in UNGUARDED:
         return
     with transaction.atomic():
+        count_call(name, CallOutcome.FAILURE)
         Circuit.objects.get_or_create(name=name)
         Circuit.objects.filter(name=name).update(failures=F("failures") + 1, last_error=error[:2000])
         circuit = Circuit.objects.select_for_update().get(name=name)
@@ -60,9 +61,16 @@ def record_failure(name: str, error: str) -> None:
             circuit.save(update_fields=["state", "opened_until", "changed_at"])
 
 
+def record_refusal(name: str) -> None:
+    """A permanent failure (bad credentials, not found): counted for /metrics, but no sign the system is down."""
+    if name not in UNGUARDED:
+        count_call(name, CallOutcome.REFUSED)
+
+
 def record_success(name: str) -> None:
     if name in UNGUARDED:
         return
+    count_call(name, CallOutcome.SUCCESS)
     # One UPDATE that matches nothing in the common case (closed, no failures).
     Circuit.objects.exclude(state=CircuitState.CLOSED, failures=0).filter(name=name).update(
         state=CircuitState.CLOSED, failures=0, opened_until=None
@@ -72,3 +80,13 @@ def record_success(name: str) -> None:
 def states() -> dict[str, str]:
     """Each known integration's circuit state, for the dashboard and health checks."""
     return dict(Circuit.objects.values_list("name", "state"))
+
+
+def count_call(name: str, outcome: CallOutcome) -> None:
+    """Add one call with `outcome` to the integration's counter (for /metrics), creating it on first use."""
+    calls = IntegrationCalls.objects.filter(capability=name, outcome=outcome)
+    if calls.update(count=F("count") + 1, last_at=timezone.now()):
+        return
+    # First call ever: get_or_create survives another worker creating the row at the same moment.
+    IntegrationCalls.objects.get_or_create(capability=name, outcome=outcome)
+    calls.update(count=F("count") + 1, last_at=timezone.now())

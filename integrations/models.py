@@ -139,6 +139,34 @@ class Circuit(models.Model):
         return f"{self.name}: {self.get_state_display()}"
 
 
+class CallOutcome(models.TextChoices):
+    SUCCESS = "success", "Succeeded"
+    FAILURE = "failure", "Failed (transient)"
+    REFUSED = "refused", "Refused (permanent)"
+
+
+class IntegrationCalls(models.Model):
+    """How many calls the executor made to one integration with one outcome, ever: /metrics reads these.
+
+    Counted in the database, not in a process, so every worker adds to the
+    same figure and a restart loses nothing.
+    """
+
+    capability = models.CharField(max_length=64)
+    outcome = models.CharField(max_length=16, choices=CallOutcome.choices)
+    count = models.PositiveBigIntegerField(default=0)
+    last_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "integration calls"
+        constraints = [
+            models.UniqueConstraint(fields=["capability", "outcome"], name="integrationcalls_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.capability} {self.outcome}: {self.count}"
+
+
 class MailboxCursor(models.Model):
     """How far IMAP polling has read one folder of one mailbox.
 
