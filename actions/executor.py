@@ -25,7 +25,7 @@ from actions import guards
 from actions.audit import record_audit
 from actions.handlers import ActionFailed, UndoRefused, field_errors, get_handler
 from actions.models import Action, ActionStatus, ExecutionSwitch, Priority, ProcessingRun, RunStatus
-from actions.transitions import TransitionError, transition_action
+from actions.transitions import IllegalTransition, TransitionError, transition_action
 from integrations import circuit
 from integrations.errors import IntegrationError
 from observability.context import with_action_id
@@ -218,8 +218,22 @@ def _refused(action: Action, refusal) -> str:
 # --- People acting on actions -------------------------------------------------------
 
 
+RETRYABLE = frozenset({S.FAILED, S.DEAD})
+
+
 def retry_action(action: Action, *, acting_user=None, actor: str = "") -> Action:
-    """Send a dead (or failed) action back to the queue with a fresh set of attempts."""
+    """Send a dead (or failed) action back to the queue with a fresh set of attempts.
+
+    Only those: retrying a proposed or approved action would queue it past
+    its approval.
+    """
+    if action.status not in RETRYABLE:
+        raise IllegalTransition(
+            f"Action {action.pk} is {action.status}; only failed or dead actions can be retried.",
+            action_id=action.pk,
+            current=action.status,
+            wanted=S.QUEUED,
+        )
     with transaction.atomic():
         transition_action(
             action, S.QUEUED, acting_user=acting_user, actor=actor, reason="retried", attempts=0, next_attempt_at=None

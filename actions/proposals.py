@@ -42,6 +42,19 @@ def _require_json_object(field: str, value: Any) -> None:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidProposal(field, f"must hold only JSON values ({exc}).") from exc
+    if _has_nul(value):
+        # PostgreSQL's jsonb cannot store one.
+        raise InvalidProposal(field, "must not contain NUL characters.")
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 def check_params(action_type: ActionType | str, params: dict[str, Any]) -> None:

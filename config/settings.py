@@ -226,6 +226,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "status" (or "source", "role"): one named enum each.
+    "ENUM_NAME_OVERRIDES": {
+        "ActionStatusEnum": "actions.models.ActionStatus",
+        "ActionSourceEnum": "actions.models.ActionSource",
+        "EmailStatusEnum": "actions.models.EmailStatus",
+        "EmailSourceEnum": "actions.models.EmailSource",
+        "RunStatusEnum": "actions.models.RunStatus",
+        "ApprovalStatusEnum": "approvals.models.ApprovalStatus",
+        "RoleEnum": "teams.models.Role",
+    },
 }
 
 # --- Internationalisation ---------------------------------------------------

@@ -30,7 +30,7 @@ from actions.handlers import ActionFailed, Handler, Outcome, Params, UndoRefused
 from actions.models import Action, ActionStatus, AuditEntry, ExecutionSwitch, Priority
 from actions.proposals import InvalidProposal, propose_action
 from actions.sweeper import sweep
-from actions.transitions import transition_action
+from actions.transitions import IllegalTransition, transition_action
 from integrations.errors import IntegrationError
 from integrations.models import Circuit, CircuitState
 from tests.conftest import REPLY
@@ -421,3 +421,10 @@ def test_an_undo_token_works_once_and_expires(queued, stand_in, settings):
     forged = signing.TimestampSigner(salt="another.salt").sign(f"{action.pk}:{action.idempotency_key}")
     with pytest.raises(UndoRefused, match="not valid"):
         action_for_undo_token(forged)
+
+
+def test_a_proposed_action_cannot_be_retried_past_its_approval(make_action, alice):
+    action = make_action("send_reply")
+    with pytest.raises(IllegalTransition, match="only failed or dead actions can be retried"):
+        retry_action(action, acting_user=alice)
+    assert Action.objects.get(pk=action.pk).status == S.PROPOSED

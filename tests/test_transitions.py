@@ -479,6 +479,8 @@ BAD_PROPOSALS = [
     ({"params": {"when": datetime(2030, 1, 1, tzinfo=UTC)}}, "params"),
     ({"params": {"recipients": {"a@example.com"}}}, "params"),
     ({"params": {"amount": math.nan}}, "params"),
+    ({"params": {"body": "before\x00after"}}, "params"),
+    ({"params": {"cc": ["a\x00@example.com"]}}, "params"),
     ({"idempotency_key": "k" * 129}, "idempotency_key"),
 ]
 

@@ -5,8 +5,8 @@
 - An **approver** sees the approvals guardian lets them decide (object
   permission `approvals.decide_approval`), and those approvals' actions and
   emails.
-- A **member** (a user with a TeamMember) sees the actions assigned to them,
-  their emails, and the team directory.
+- A **member** (a user with a TeamMember) sees the actions assigned to them
+  or proposed by them, their emails, and the team directory.
 - Anyone else (an outsider) sees nothing: lists are empty, objects 404, and
   every change is refused.
 
@@ -43,14 +43,15 @@ def approvals_for(user) -> QuerySet[Approval]:
 
 
 def actions_for(user) -> QuerySet[Action]:
-    """The actions `user` may see: all with the view permission, else theirs and those they may decide."""
+    """The actions `user` may see: all with the view permission, else those assigned to or proposed by them,
+    and those they may decide."""
     actions = Action.objects.all()
     if has_global(user, "actions.view_action"):
         return actions
     if not (user and user.is_active):
         return actions.none()
     decidable = approvals_for(user).filter(action=OuterRef("pk"))
-    return actions.filter(Q(assignee__user=user) | Exists(decidable))
+    return actions.filter(Q(assignee__user=user) | Q(created_by=user) | Exists(decidable))
 
 
 def emails_for(user) -> QuerySet[Email]:
