@@ -24,6 +24,7 @@ pytest_plugins = [
     "tests.s3",
     "tests.task_servers",
     "tests.api_people",
+    "tests.browser",
 ]
 
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from actions.admin_utils import ReadOnlyAdminMixin, admin_link, apply_each, when
 from actions.models import ProcessingRun, RunStatus, RunStep
 from actions.pipeline import RunControlError, cancel_run, pause_run, resume_run
+from actions.stats import FINISHED_RUNS, run_status
 
 _STATUS_COLOURS = {
     RunStatus.SUCCEEDED: "#15803d",
@@ -35,16 +40,15 @@ def _took(step: RunStep) -> str:
     return "under way" if step.started_at else "not started"
 
 
-def steps_table(run: ProcessingRun | None):
-    """The run as a timeline: each step with its status, start, duration and log lines."""
-    if run is None:
-        return "-"
+def _timeline(run: ProcessingRun):
+    """The run's status and each step with its status, start, duration and log lines."""
     items = format_html_join(
         "",
-        '<li class="mr-step"><span class="mr-dot" style="background:{}"></span>'
+        '<li class="mr-step" data-step="{}"><span class="mr-dot" style="background:{}"></span>'
         '<strong>{}</strong> &middot; {} &middot; {} &middot; {}<ul class="mr-log">{}</ul></li>',
         (
             (
+                step.name,
                 _STATUS_COLOURS.get(step.status, "#6b7280"),
                 step.get_name_display(),
                 step.get_status_display(),
@@ -60,11 +64,25 @@ def steps_table(run: ProcessingRun | None):
         ".mr-step{{position:relative;margin:0 0 14px 0;padding-left:16px}}"
         ".mr-dot{{position:absolute;left:-12px;top:3px;width:12px;height:12px;border-radius:6px}}"
         ".mr-log{{margin:4px 0 0 0;padding-left:16px;font-size:12px}}.mr-at{{color:#6b7280;font-family:monospace}}"
-        '</style><p>{} &middot; {}{}</p><ol class="mr-timeline">{}</ol>',
+        '</style><p>{} &middot; <span class="mr-run-status" data-status="{}">{}</span>{}</p>'
+        '<ol class="mr-timeline">{}</ol>',
         admin_link(run),
+        run.status,
         run.get_status_display(),
         f" ({run.reason})" if run.reason else "",
         items,
+    )
+
+
+def steps_table(run: ProcessingRun | None):
+    """The run as a timeline, in a box that run_status.js refreshes from the run's status URL while it runs."""
+    if run is None:
+        return "-"
+    return format_html(
+        '<div class="mr-run" data-status-url="{}" data-finished="{}">{}</div>',
+        reverse("admin:actions_processingrun_status", args=[run.pk]),
+        "true" if run.status in FINISHED_RUNS else "false",
+        _timeline(run),
     )
 
 
@@ -81,8 +99,29 @@ class ProcessingRunAdmin(admin.ModelAdmin):
     readonly_fields = fields
     actions = ["pause_runs", "resume_runs", "cancel_runs"]
 
+    class Media:
+        # Live status: the timeline and the status field follow the run without reloading.
+        js = ["actions/run_status.js"]
+
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("steps")
+
+    def get_urls(self):
+        status = path(
+            "<path:object_id>/status/",
+            self.admin_site.admin_view(self.status_view),
+            name="actions_processingrun_status",
+        )
+        return [status, *super().get_urls()]
+
+    def status_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
+        """The run's live status as JSON (the shape of GET /api/v1/runs/{id}/status/), with its timeline's HTML."""
+        if not object_id.isdigit():
+            raise Http404
+        run = get_object_or_404(self.get_queryset(request), pk=object_id)
+        if not self.has_view_permission(request, run):
+            raise PermissionDenied
+        return JsonResponse({**run_status(run), "timeline_html": str(_timeline(run))})
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -1,152 +1,197 @@
-"""POST /api/v1/emails/: inbound mail for webhooks, as a raw MIME message or as JSON.
+"""/api/v1/emails/: the inbound mail a user may see (list, detail), and taking in new mail (POST).
 
-Both forms end in the same place as IMAP and imported files: ingest_message.
-The JSON form is turned into a MIME message first, so one parser reads all
-mail. A message without a Message-ID gets one derived from its bytes, so a
-webhook that posts the same message twice stores it once.
+A member or an approver sees the emails of the actions they may see
+(access.emails_for); in an email they see only those actions, and its
+thread parent only when they may see that too.
 """
 
 from __future__ import annotations
 
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime
-from typing import Any
-
-from django.conf import settings
-from rest_framework import parsers, permissions, serializers, status
-from rest_framework.exceptions import ValidationError
+import django_filters
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import parsers, permissions, serializers
 from rest_framework.response import Response
-from rest_framework.views import APIView
+from rest_framework.routers import SimpleRouter
 
-from actions.intake.store import IngestResult, ingest_message
-from actions.models import EmailSource
-
-
-class MIMEParser(parsers.BaseParser):
-    """A raw message posted as message/rfc822, kept as bytes."""
-
-    media_type = "message/rfc822"
-
-    def parse(self, stream, media_type=None, parser_context=None) -> bytes:
-        if stream is None:
-            return b""
-        # One byte over the limit is enough to know it is too large.
-        return stream.read(settings.MAX_MESSAGE_BYTES + 1)
+from actions.api import access
+from actions.api.filters import DateTimeRangeFilter
+from actions.api.inbound import CanAddEmail, InboundEmailSerializer, InboundResultSerializer, MIMEParser, receive
+from actions.api.openapi import ERROR
+from actions.api.viewsets import VisibleViewSet
+from actions.models import Attachment, Automated, Email, EmailSource, EmailStatus, Priority, ProcessingRun
 
 
-class CanAddEmail(permissions.BasePermission):
-    message = "You need the permission to add emails (actions.add_email)."
+class AttachmentSerializer(serializers.ModelSerializer):
+    """A file that came with the email: its name, type and size (the bytes stay in storage)."""
 
-    def has_permission(self, request, view) -> bool:
-        return bool(request.user and request.user.has_perm("actions.add_email"))
-
-
-class InboundEmailSerializer(serializers.Serializer):
-    """The JSON form: either `raw` (a whole MIME message as text) or the message's parts."""
-
-    mailbox = serializers.CharField(required=False, max_length=254)
-    raw = serializers.CharField(required=False, trim_whitespace=False)
-    vars()["from"] = serializers.CharField(required=False, max_length=998)
-    to = serializers.ListField(child=serializers.CharField(max_length=998), required=False, default=list)
-    cc = serializers.ListField(child=serializers.CharField(max_length=998), required=False, default=list)
-    subject = serializers.CharField(required=False, allow_blank=True, default="", max_length=998)
-    text = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
-    html = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
-    message_id = serializers.CharField(required=False, max_length=998)
-    in_reply_to = serializers.CharField(required=False, max_length=998)
-    references = serializers.ListField(child=serializers.CharField(max_length=998), required=False, default=list)
-    date = serializers.DateTimeField(required=False)
-    headers = serializers.DictField(child=serializers.CharField(max_length=2000), required=False, default=dict)
-
-    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        if "raw" in data:
-            return data
-        if not data.get("from"):
-            raise ValidationError({"from": ["Give the sender, or the whole message as raw."]})
-        if not (data["text"] or data["html"]):
-            raise ValidationError({"text": ["Give a text or html body."]})
-        return data
+    class Meta:
+        model = Attachment
+        fields = ["id", "filename", "content_type", "size", "sha256", "content_id"]
+        read_only_fields = fields
 
 
-def message_from_json(data: dict[str, Any]) -> bytes:
-    """Build the MIME message the JSON describes; ValidationError naming the field a value breaks."""
-    if "raw" in data:
-        return data["raw"].encode("utf-8", "surrogateescape")
-    message = EmailMessage(policy=SMTP)
-    fields = [
-        ("From", "from", data["from"]),
-        ("To", "to", ", ".join(data["to"])),
-        ("Cc", "cc", ", ".join(data["cc"])),
-        ("Subject", "subject", data["subject"]),
-        ("Message-ID", "message_id", data.get("message_id", "")),
-        ("In-Reply-To", "in_reply_to", data.get("in_reply_to", "")),
-        ("References", "references", " ".join(data["references"])),
-        *((name, f"headers.{name}", value) for name, value in data["headers"].items()),
-    ]
-    if data.get("date"):
-        fields.append(("Date", "date", format_datetime(data["date"])))
-    for header, field, value in fields:
-        if not value:
-            continue
-        try:
-            message[header] = value
-        except (ValueError, TypeError) as exc:
-            raise ValidationError({field: [f"Not usable in a mail header: {exc}"]}) from None
-    message.set_content(data["text"] or " ")
-    if data["html"]:
-        message.add_alternative(data["html"], subtype="html")
-    try:
-        return message.as_bytes()
-    except (ValueError, TypeError) as exc:
-        raise ValidationError({"headers": [f"The message cannot be written: {exc}"]}) from None
+class EmailSerializer(serializers.ModelSerializer):
+    """An email in a list: who sent what, where it stands, without its bodies."""
 
-
-def _answer(result: IngestResult) -> Response:
-    email = result.email
-    body = {
-        "id": email.pk,
-        "mailbox": email.mailbox,
-        "message_id": email.message_id,
-        "status": email.status,
-        "created": result.created,
-        # An email stored before has its latest run; one stored now, the run this call started.
-        "run": result.run.pk if result.run else email.runs.order_by("-pk").values_list("pk", flat=True).first(),
-    }
-    if result.quarantined:
-        body["reason"] = email.status_reason
-    if not result.created:
-        return Response(body, status=status.HTTP_200_OK)
-    return Response(body, status=status.HTTP_202_ACCEPTED if result.quarantined else status.HTTP_201_CREATED)
-
-
-class InboundEmailView(APIView):
-    """Take one inbound message: 201 stored, 200 already stored, 202 kept but quarantined, 413 too large."""
-
-    parser_classes = [MIMEParser, parsers.JSONParser]
-    permission_classes = [permissions.IsAuthenticated, CanAddEmail]
-
-    def post(self, request, *args, **kwargs) -> Response:
-        length = request.META.get("CONTENT_LENGTH") or "0"
-        if length.isdigit() and int(length) > settings.MAX_MESSAGE_BYTES:
-            return _too_large(int(length))
-        data = request.data
-        if isinstance(data, bytes):
-            raw, mailbox = data, request.query_params.get("mailbox") or settings.DEFAULT_MAILBOX
-            if not raw.strip():
-                raise ValidationError({"message": ["The posted message is empty."]})
-        else:
-            serializer = InboundEmailSerializer(data=data)
-            serializer.is_valid(raise_exception=True)
-            raw = message_from_json(serializer.validated_data)
-            mailbox = serializer.validated_data.get("mailbox") or settings.DEFAULT_MAILBOX
-        if len(raw) > settings.MAX_MESSAGE_BYTES:
-            return _too_large(len(raw))
-        return _answer(ingest_message(raw, mailbox=mailbox[:254], source=EmailSource.API))
-
-
-def _too_large(size: int) -> Response:
-    return Response(
-        {"detail": f"The message is {size:,} bytes; the limit is {settings.MAX_MESSAGE_BYTES:,} (MAX_MESSAGE_BYTES)."},
-        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    parent = serializers.IntegerField(
+        source="visible_parent", read_only=True, allow_null=True, help_text="The email of this thread it answers."
     )
+    attachment_count = serializers.SerializerMethodField()
+    actions = serializers.SerializerMethodField(help_text="The ids of its actions that you may see.")
+
+    class Meta:
+        model = Email
+        fields = [
+            "id",
+            "mailbox",
+            "message_id",
+            "from_address",
+            "from_name",
+            "subject",
+            "received_at",
+            "status",
+            "category",
+            "priority",
+            "automated",
+            "source",
+            "size",
+            "parent",
+            "attachment_count",
+            "actions",
+        ]
+        read_only_fields = fields
+
+    def get_attachment_count(self, email: Email) -> int:
+        return len(email.attachments.all())
+
+    def get_actions(self, email: Email) -> list[int]:
+        return [action.pk for action in email.visible_actions]
+
+
+class EmailDetailSerializer(EmailSerializer):
+    """One email: its headers, bodies, attachments, thread and what became of it."""
+
+    headers = serializers.ListField(
+        child=serializers.ListField(child=serializers.CharField(), min_length=2, max_length=2),
+        read_only=True,
+        help_text="Every header as a [name, value] pair, in order.",
+    )
+    to = serializers.ListField(child=serializers.CharField(), read_only=True)
+    cc = serializers.ListField(child=serializers.CharField(), read_only=True)
+    references = serializers.ListField(child=serializers.CharField(), read_only=True)
+    attachments = AttachmentSerializer(many=True, read_only=True)
+    runs = serializers.SerializerMethodField(help_text="The ids of its processing runs, newest first.")
+
+    class Meta(EmailSerializer.Meta):
+        fields = [
+            *EmailSerializer.Meta.fields,
+            "to",
+            "cc",
+            "in_reply_to",
+            "references",
+            "headers",
+            "text_body",
+            "html_body",
+            "status_reason",
+            "summary",
+            "draft_reply",
+            "escalation_level",
+            "archived_at",
+            "completed_at",
+            "created_at",
+            "attachments",
+            "runs",
+        ]
+        read_only_fields = fields
+
+    def get_runs(self, email: Email) -> list[int]:
+        return [run.pk for run in email.runs.all()]
+
+
+class EmailFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=EmailStatus.choices)
+    mailbox = django_filters.CharFilter(lookup_expr="iexact")
+    category = django_filters.CharFilter(lookup_expr="iexact")
+    priority = django_filters.MultipleChoiceFilter(choices=Priority.choices)
+    source = django_filters.ChoiceFilter(choices=EmailSource.choices)
+    received = DateTimeRangeFilter(
+        field_name="received_at", label="Received from (received_after) and until (received_before)."
+    )
+    automated = django_filters.BooleanFilter(
+        method="filter_automated", label="Sent by a machine (auto-reply, bounce, list, our own mail) or not."
+    )
+
+    class Meta:
+        model = Email
+        fields = ["status", "mailbox", "category", "priority", "source", "received", "automated"]
+
+    def filter_automated(self, queryset: QuerySet[Email], name: str, value: bool) -> QuerySet[Email]:
+        return queryset.exclude(automated=Automated.NO) if value else queryset.filter(automated=Automated.NO)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List the emails you may see", description="Newest first; `search` looks in subject and sender."
+    ),
+    retrieve=extend_schema(summary="One email, with headers, bodies and attachments"),
+)
+class EmailViewSet(VisibleViewSet):
+    visible = staticmethod(access.emails_for)
+    serializer_class = EmailSerializer
+    detail_serializer_class = EmailDetailSerializer
+    filterset_class = EmailFilter
+    search_fields = ["subject", "from_address", "from_name"]
+    ordering_fields = ["received_at", "priority", "id"]
+    ordering = ["-received_at"]
+    parser_classes = [parsers.JSONParser, MIMEParser]
+
+    def get_permissions(self):
+        if self.action == "create":
+            return [permissions.IsAuthenticated(), CanAddEmail()]
+        return super().get_permissions()
+
+    def shape(self, queryset: QuerySet[Email]) -> QuerySet[Email]:
+        user = self.request.user
+        parent = access.emails_for(user).filter(pk=OuterRef("parent_id")).values("pk")[:1]
+        queryset = queryset.annotate(visible_parent=Subquery(parent)).prefetch_related(
+            "attachments",
+            Prefetch(
+                "actions",
+                queryset=access.actions_for(user).only("pk", "email_id").order_by("pk"),
+                to_attr="visible_actions",
+            ),
+        )
+        if self.action == "list":
+            return queryset.defer("raw", "text_body", "html_body", "headers")
+        runs = ProcessingRun.objects.only("pk", "email_id").order_by("-created_at", "-id")
+        return queryset.defer("raw").prefetch_related(Prefetch("runs", queryset=runs))
+
+    @extend_schema(
+        summary="Take in one message (raw MIME or JSON)",
+        description=(
+            "Post a whole message as `message/rfc822` (the mailbox in `?mailbox=`), or JSON with either `raw` "
+            "or the message's parts. 201: stored and its run started; 200: stored before; 202: kept but "
+            "quarantined (`reason` says why); 413: over MAX_MESSAGE_BYTES."
+        ),
+        request={"application/json": InboundEmailSerializer, "message/rfc822": OpenApiTypes.BINARY},
+        parameters=[
+            OpenApiParameter(
+                "mailbox", str, description="The mailbox a raw message arrived in (default DEFAULT_MAILBOX)."
+            )
+        ],
+        responses={
+            200: InboundResultSerializer,
+            201: InboundResultSerializer,
+            202: InboundResultSerializer,
+            413: ERROR,
+        },
+    )
+    def create(self, request, *args, **kwargs) -> Response:
+        return receive(request)
+
+
+router = SimpleRouter()
+router.register("emails", EmailViewSet, basename="email")
+urlpatterns = router.urls

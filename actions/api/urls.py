@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from django.urls import path
-
-from actions.api import actions, approvals, audit, runs, stats, switch, team
-from actions.api.emails import InboundEmailView
+from actions.api import actions, approvals, audit, emails, runs, stats, switch, team
 
 app_name = "api"
 
 urlpatterns = [
-    path("emails/", InboundEmailView.as_view(), name="email-create"),
+    *emails.urlpatterns,
     *actions.urlpatterns,
     *approvals.urlpatterns,
     *runs.urlpatterns,
