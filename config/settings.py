@@ -551,7 +551,11 @@ LOGGING = {
         "json": {"()": "observability.logs.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context", "redact"]}
+        "console": {
+            "class": "observability.logs.StderrHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context", "redact"],
+        }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # Django's own handlers would print these a second time, unmasked: send them through ours.

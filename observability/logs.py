@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,28 @@ from observability.redact import redact, redact_text
 # What every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 _STAMPED = frozenset({"request_id", "action_id", "context"})
+
+
+class StderrHandler(logging.StreamHandler):
+    """A console handler that writes to whatever sys.stderr is when a line is written.
+
+    A plain StreamHandler keeps the sys.stderr of the moment logging was set
+    up; a process that swaps it later (a test runner capturing output, a
+    command redirecting it) would leave the handler writing to a closed file.
+    `setStream` still pins another stream, and `setStream(None)` unpins it.
+    """
+
+    def __init__(self, level: int = logging.NOTSET) -> None:
+        logging.Handler.__init__(self, level)
+        self._pinned = None
+
+    @property
+    def stream(self):
+        return self._pinned if self._pinned is not None else sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        self._pinned = value
 
 
 class ContextFilter(logging.Filter):

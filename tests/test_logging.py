@@ -29,11 +29,11 @@ logger = logging.getLogger("mailroom.test")
 def console():
     """The configured console handler, writing JSON into a buffer for the test."""
     handler = next(h for h in logging.getLogger().handlers if h.name == "console")
-    buffer = io.StringIO()
-    stream, formatter = handler.setStream(buffer), handler.formatter
+    formatter = handler.formatter
+    handler.setStream(io.StringIO())
     handler.setFormatter(JsonFormatter())
     yield handler
-    handler.setStream(stream)
+    handler.setStream(None)  # back to whatever sys.stderr is
     handler.setFormatter(formatter)
 
 
