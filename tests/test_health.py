@@ -135,7 +135,8 @@ def test_a_database_that_does_not_answer_makes_health_fail_with_503(client, db, 
 def test_a_running_qcluster_is_seen_by_the_health_page(client, bob, tmp_path):
     worker = Worker(tmp_path / "worker.log", workers=1)
     try:
-        assert wait_for(lambda: clusters_seen(), timeout=60), worker.output()
+        # A starting cluster reports its heartbeat before its workers are up.
+        assert wait_for(lambda: [c.workers for c in clusters_seen()] == [1], timeout=60), worker.output()
         client.force_login(bob)
         workers = client.get(reverse("health")).json()["checks"]["workers"]
         assert workers["ok"] is True
