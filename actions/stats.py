@@ -66,9 +66,14 @@ def human_rate(rate: float | None) -> str:
     return "-" if rate is None else f"{rate * 100:.1f}%"
 
 
+def duration(start: str, end: str) -> ExpressionWrapper:
+    """`end - start` of a row, as the database computes it (the dashboard's percentiles, /metrics' histograms)."""
+    return ExpressionWrapper(F(end) - F(start), output_field=DurationField())
+
+
 def _timings(queryset: QuerySet, start: str, end: str) -> dict:
     """Median and 95th percentile, in seconds, of `end - start` over the most recent TIMING_SAMPLE rows."""
-    took = ExpressionWrapper(F(end) - F(start), output_field=DurationField())
+    took = duration(start, end)
     # The database subtracts and sorts; only the sample's durations cross over.
     durations = (
         queryset.filter(**{f"{start}__isnull": False, f"{end}__isnull": False})

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.lookups import LessThanOrEqual
 from prometheus_client.core import (
     CollectorRegistry,
@@ -29,7 +29,7 @@ from prometheus_client.core import (
 from prometheus_client.utils import floatToGoString
 
 from actions import stats
-from actions.models import Action, ActionStatus, ProcessingRun
+from actions.models import Action, ProcessingRun
 from approvals.models import Approval
 from integrations import circuit
 from integrations.models import CircuitState, IntegrationCalls
@@ -48,7 +48,7 @@ class Timing:
     where: Q = Q()  # noqa: RUF009 - an empty Q is immutable in use
 
     def aggregates(self) -> dict:
-        took = ExpressionWrapper(F(self.end) - F(self.start), output_field=DurationField())
+        took = stats.duration(self.start, self.end)
         timed = self.where & Q(**{f"{self.start}__isnull": False, f"{self.end}__isnull": False})
         return {
             "timed": Count("pk", filter=timed),
@@ -73,7 +73,7 @@ ACTION_RUN = Timing(
     "started_at",
     "status_changed_at",
     (0.1, 0.5, 1, 2.5, 5, 10, 30, MINUTE, 5 * MINUTE),
-    Q(status__in=[ActionStatus.SUCCEEDED, ActionStatus.FAILED, ActionStatus.DEAD]),
+    Q(status__in=stats.ENDED_ACTIONS),
 )
 RUN = Timing("started_at", "finished_at", (0.5, 1, 5, 15, 30, MINUTE, 5 * MINUTE, 15 * MINUTE, HOUR))
 DECISION = Timing(
