@@ -105,15 +105,14 @@ class ScheduleMeeting(Handler):
         # Into the calendar first: a calendar that refuses for good stops the action before anyone is invited.
         # A retry saves it again unchanged, and the invitation below is sent once whatever happens.
         kept = _keep(calendar.calendar_backend(), lambda backend: backend.save_event(meeting))
-        message = send(
+        message = _mail_attendees(
             action,
             "invite",
-            to=list(meeting.attendees),
-            subject=_subject("Invitation", meeting),
-            text_body=_meeting_text("You are invited to", meeting),
-            attachments=[
-                outbox.attachment(calendar.FILENAME, calendar.REQUEST_CONTENT_TYPE, calendar.invitation(meeting))
-            ],
+            meeting,
+            "Invitation",
+            "You are invited to",
+            calendar.REQUEST_CONTENT_TYPE,
+            calendar.invitation,
         )
         return Outcome(
             result={
@@ -152,15 +151,14 @@ class ScheduleMeeting(Handler):
         # The calendar's copy first: undo runs in a transaction, so if the calendar fails, no CANCEL has gone out
         # and the undo can be asked for again.
         removed = _remove(sent, calendar.calendar_backend, lambda backend: backend.delete_event(meeting.uid))
-        message = send(
+        message = _mail_attendees(
             action,
             "cancel",
-            to=list(meeting.attendees),
-            subject=_subject("Cancelled", meeting),
-            text_body=_meeting_text("This meeting is cancelled", meeting),
-            attachments=[
-                outbox.attachment(calendar.FILENAME, calendar.CANCEL_CONTENT_TYPE, calendar.cancellation(meeting))
-            ],
+            meeting,
+            "Cancelled",
+            "This meeting is cancelled",
+            calendar.CANCEL_CONTENT_TYPE,
+            calendar.cancellation,
         )
         return {
             "uid": meeting.uid,
@@ -169,6 +167,26 @@ class ScheduleMeeting(Handler):
             "attendees": list(meeting.attendees),
             **removed,
         }
+
+
+def _mail_attendees(
+    action: Action,
+    purpose: str,
+    meeting: calendar.Meeting,
+    what: str,
+    heading: str,
+    content_type: str,
+    build: Callable[[calendar.Meeting], bytes],
+) -> OutboxMessage:
+    """Mail the attendees the meeting's iCalendar message (`build`: the invitation or the cancellation)."""
+    return send(
+        action,
+        purpose,
+        to=list(meeting.attendees),
+        subject=_subject(what, meeting),
+        text_body=_meeting_text(heading, meeting),
+        attachments=[outbox.attachment(calendar.FILENAME, content_type, build(meeting))],
+    )
 
 
 def _keep(backend: calendar.CalendarBackend | calendar.ReminderBackend, save: Callable[[Any], str]) -> dict[str, str]:
