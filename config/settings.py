@@ -155,7 +155,7 @@ Q_CLUSTER = {
     "ack_failures": True,
     # Outcomes are recorded on our own rows; django-q2 keeps a short history
     # of successes only, which also keeps the SQLite monitor from locking.
-    "save_limit": 100,
+    "save_limit": env_int("Q_SAVE_LIMIT", 100, minimum=-1),
     "catch_up": False,
     "label": "Task queue",
     "time_zone": "UTC",

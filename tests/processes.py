@@ -40,9 +40,12 @@ def test_database_url() -> str:
 class Worker:
     """One qcluster process group, with its output in a file (a full pipe would block it)."""
 
-    def __init__(self, log: Path, *, lane: str | None = None, workers: int = 1, **env: str) -> None:
+    def __init__(
+        self, log: Path, *, lane: str | None = None, workers: int = 1, database_url: str = "", **env: str
+    ) -> None:
         self.log = log
-        child_env = {**os.environ, "DATABASE_URL": test_database_url(), "Q_WORKERS": str(workers), **env}
+        database_url = database_url or test_database_url()
+        child_env = {**os.environ, "DATABASE_URL": database_url, "Q_WORKERS": str(workers), **env}
         if lane:
             child_env["Q_CLUSTER_NAME"] = lane
             child_env["Q_URGENT_WORKERS"] = str(workers)

@@ -163,7 +163,8 @@ def _reply(code: int) -> str:
     return f"{code} {status}"
 
 
-def _start(handler: LoopbackSMTP, **smtp_options) -> Controller:
+def start_server(handler: LoopbackSMTP, **smtp_options) -> Controller:
+    """Start aiosmtpd with `handler` on a free loopback port (also used by the benchmarks)."""
     for attempt in range(5):
         handler.port = free_port()
         controller = Controller(handler, hostname=handler.host, port=handler.port, **smtp_options)
@@ -192,7 +193,7 @@ def _point_django_at(settings, handler: LoopbackSMTP, *, user: str = "", passwor
 def smtp_server(settings):
     """A loopback SMTP server that Django's email backend sends to for the test's duration."""
     handler = LoopbackSMTP()
-    controller = _start(handler)
+    controller = start_server(handler)
     _point_django_at(settings, handler)
     try:
         yield handler
@@ -237,7 +238,7 @@ def smtp_tls_server(settings, monkeypatch, smtp_certificate):
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_file, key_file)
     handler = LoopbackSMTP()
-    controller = _start(
+    controller = start_server(
         handler,
         tls_context=context,
         require_starttls=True,
