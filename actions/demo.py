@@ -1,10 +1,11 @@
 """Demo data: a team, approval policies and a morning's worth of mail with proposed actions.
 
 Everything here is loaded through the same service functions as real data
-(import_directory, propose_action, transition_action), so the audit trail and
-the admin look as they will in use. Nothing is marked as executed: actions
-stop where a person or a worker would pick them up. Loading twice changes
-nothing the second time.
+(import_directory, propose_action, route_action), so the audit trail and the
+admin look as they will in use. The hand-written emails skip only the
+analysis: their actions are written out below, then the real policies route
+them, and workers execute what is queued once they start. Nothing is marked
+as executed here. Loading twice changes nothing the second time.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from actions.models import (
+    Action,
     ActionSource,
     ActionStatus,
     ActionType,
     Email,
+    EmailStatus,
     Priority,
     ProcessingRun,
     RunStatus,
@@ -29,9 +32,10 @@ from actions.models import (
     StepName,
 )
 from actions.proposals import propose_action
+from actions.runlog import log_line
 from actions.transitions import transition_action
 from approvals.models import ApprovalPolicy
-from approvals.routing import route_action
+from approvals.routing import SUGGEST, Route, route_action
 from teams.directory import import_directory
 
 MAILBOX = "support@acme.example"
@@ -137,7 +141,13 @@ EMAILS = [
                 },
                 0.88,
                 "A concrete meeting request with a proposed time.",
-            )
+            ),
+            DemoAction(
+                ActionType.SEND_REPLY,
+                {"body": "Hello Chen, Thursday at 15:00 works for us. Talk to you then."},
+                0.45,
+                "Low confidence: nobody has checked that Thursday suits the team; a suggestion for a person.",
+            ),
         ],
     ),
     DemoEmail(
@@ -260,21 +270,23 @@ def _load_email(demo: DemoEmail, now) -> tuple[Email, bool]:
 
 
 _DEMO_STEPS = [
-    (StepName.INTAKE, RunStatus.SUCCEEDED, "Loaded by load_demo (demo data, not fetched from a mailbox)."),
-    (StepName.ANALYSE, RunStatus.SUCCEEDED, "Actions proposed by the demo script; no analysis backend ran."),
-    (StepName.ROUTE, RunStatus.PAUSED, "Waiting for execution to be set up."),
+    (StepName.INTAKE, "Loaded by load_demo (demo data, not fetched from a mailbox)."),
+    (StepName.ANALYSE, "Actions proposed by the demo script; no analysis backend ran."),
 ]
 
 
-def _load_run(email: Email, received) -> ProcessingRun:
-    run = ProcessingRun.objects.create(email=email, status=RunStatus.PAUSED, started_at=received)
-    for name, status, line in _DEMO_STEPS:
-        done = received if status == RunStatus.SUCCEEDED else None
-        RunStep.objects.create(run=run, name=name, status=status, started_at=done, finished_at=done, log=[line])
+def _start_run(email: Email) -> ProcessingRun:
+    now = timezone.now()
+    run = ProcessingRun.objects.create(email=email, status=RunStatus.RUNNING, started_at=now)
+    for name, line in _DEMO_STEPS:
+        RunStep.objects.create(
+            run=run, name=name, status=RunStatus.SUCCEEDED, started_at=now, finished_at=now, log=[log_line(line, now)]
+        )
     return run
 
 
-def _load_action(demo: DemoAction, email: Email, run: ProcessingRun, index: int) -> None:
+def _load_action(demo: DemoAction, email: Email, run: ProcessingRun, index: int) -> tuple[Action, Route | None]:
+    """Propose the action, then route it by the real policies; no route when a person dismissed it first."""
     action = propose_action(
         demo.type,
         email=email,
@@ -289,9 +301,31 @@ def _load_action(demo: DemoAction, email: Email, run: ProcessingRun, index: int)
     )
     if demo.dismissed:
         transition_action(action, ActionStatus.CANCELLED, actor="demo", reason="demo: dismissed by a person")
-    else:
-        # The real policy decides: run at once, ask an approver (who is mailed a link), or suggest.
-        route_action(action, actor="policy")
+        return action, None
+    # The real policy decides: run at once, ask an approver (who is mailed a link), or suggest.
+    return action, route_action(action, actor="policy")
+
+
+def _finish_run(run: ProcessingRun, email: Email, routed: list[tuple[Action, Route | None]]) -> None:
+    """End the run as the pipeline ends one: routing logged, the email processed or, with suggestions, in review."""
+    now = timezone.now()
+    lines = [
+        f"{action.type} #{action.pk}: " + (f"{route.kind}, {route.reason}." if route else "dismissed by a person.")
+        for action, route in routed
+    ]
+    RunStep.objects.create(
+        run=run,
+        name=StepName.ROUTE,
+        status=RunStatus.SUCCEEDED,
+        started_at=now,
+        finished_at=now,
+        log=[log_line(line, now) for line in lines],
+    )
+    ProcessingRun.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED, finished_at=now)
+    suggested = sum(1 for _action, route in routed if route and route.kind == SUGGEST)
+    email.status = EmailStatus.REVIEW if suggested else EmailStatus.PROCESSED
+    email.status_reason = f"{suggested} proposal(s) are only suggestions: a person decides." if suggested else ""
+    email.save(update_fields=["status", "status_reason"])
 
 
 @transaction.atomic
@@ -306,9 +340,9 @@ def load_demo() -> dict[str, int]:
         if not created:
             continue
         new_emails += 1
-        run = _load_run(email, email.received_at)
-        for index, demo_action in enumerate(demo.actions):
-            _load_action(demo_action, email, run, index)
+        run = _start_run(email)
+        routed = [_load_action(demo_action, email, run, index) for index, demo_action in enumerate(demo.actions)]
+        _finish_run(run, email, routed)
     return {"members": len(members), "policies": ApprovalPolicy.objects.count(), "new_emails": new_emails}
 
 
@@ -316,7 +350,7 @@ def load_demo_mail(count: int, *, seed: int | None = None) -> dict[str, int]:
     """Generate `count` demo emails and take them through the real intake and pipeline; return counts."""
     from actions.demo_mail import generate
     from actions.intake.store import ingest_message
-    from actions.models import EmailSource, EmailStatus
+    from actions.models import EmailSource
     from actions.pipeline import process_runs
 
     runs = []

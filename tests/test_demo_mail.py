@@ -1,20 +1,33 @@
-"""The demo mail generator: real RFC 5322 bytes, every kind of mail, repeatable, and read as intended."""
+"""The demo mail generator: real RFC 5322 bytes, every kind of mail, repeatable, and read as intended;
+and demo_stream, which keeps it arriving through the real intake until it is told to stop."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from itertools import islice
 
 import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.utils import timezone
 from django.utils.html import strip_tags
 
-from actions.demo_mail import CATEGORY_WEIGHTS, MAILBOX, DemoMessage, generate, generate_messages
+from actions.demo_mail import CATEGORY_WEIGHTS, MAILBOX, STREAM_ROUND, DemoMessage, generate, generate_messages, stream
 from actions.handlers import validation_errors
+from actions.management.base import CANNOT_START
+from actions.models import Email, EmailSource, ProcessingRun, RunStatus
+from actions.pipeline import process_runs
 from integrations.llm.base import EmailFacts
 from integrations.llm.local import LocalRulesBackend
+from tests import processes
 
 NOW = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
 
@@ -108,7 +121,10 @@ def test_mail_arrived_over_the_last_hours_oldest_first(batch):
     assert all(NOW - timedelta(hours=8) <= date < NOW for date in dates)
 
 
-def test_replies_answer_earlier_messages_of_the_stream(batch):
+@pytest.mark.parametrize("drawn", ["generated", "streamed"])
+def test_replies_answer_earlier_messages_of_the_stream(batch, drawn):
+    if drawn == "streamed":
+        batch = list(islice(stream(seed=7), 60))
     seen: dict[str, DemoMessage] = {}
     replies = 0
     for demo in batch:
@@ -177,3 +193,79 @@ def test_the_local_backend_reads_each_message_as_intended(settings, seed):
         assert (analysis.category, analysis.priority) == (demo.category, demo.priority), demo.subject
         for action in analysis.actions:
             assert validation_errors(action.type, action.params) == [], (demo.subject, action)
+
+
+# --- The stream: mail arriving live ---------------------------------------------------------------
+
+
+def test_the_stream_brings_every_category_in_each_round_dated_as_drawn():
+    drawn_from = timezone.now().replace(microsecond=0)
+    messages = list(islice(stream(seed=4), 3 * STREAM_ROUND))
+    for start in range(0, len(messages), STREAM_ROUND):
+        assert {message.category for message in messages[start : start + STREAM_ROUND]} == set(CATEGORY_WEIGHTS)
+    dates = [parse(message.raw)["Date"].datetime for message in messages]
+    assert all(drawn_from <= date <= timezone.now() for date in dates)
+    assert len({message.message_id for message in messages}) == len(messages)
+
+
+def test_the_same_seed_streams_the_same_mail():
+    def drawn(seed: int) -> list[tuple[str, str, str]]:
+        return [(m.category, m.message_id, m.subject) for m in islice(stream(seed=seed), 40)]
+
+    assert drawn(9) == drawn(9)
+    assert drawn(9) != drawn(10)
+
+
+def test_demo_stream_delivers_through_the_intake_and_queues_each_run(
+    db, media, settings, monkeypatch, capsys, django_capture_on_commit_callbacks
+):
+    queued = []
+    monkeypatch.setattr("actions.runlog.async_task", lambda func, *args, **kwargs: queued.append((func, args)))
+    settings.PROCESS_ON_INTAKE = True
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("demo_stream", every=0.01, count=4, seed=2)
+    emails = Email.objects.filter(source=EmailSource.DEMO, mailbox=MAILBOX).order_by("pk")
+    runs = list(ProcessingRun.objects.filter(email__in=emails).order_by("pk"))
+    assert queued == [("actions.pipeline.process_run", (run.pk,)) for run in runs] and len(runs) == 4
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(" ", 1)[1] for line in out[:4]] == [
+        f"email #{email.pk} ({message.category}) from {email.from_name or email.from_address}: {email.subject}"
+        for email, message in zip(emails, islice(stream(seed=2), 4), strict=True)
+    ]
+    assert out[4] == "Demo mail stopped after 4 message(s)."
+    # A worker then takes each through the pipeline as it would real mail.
+    assert process_runs(runs)["succeeded"] == 4
+    assert set(ProcessingRun.objects.filter(pk__in=[run.pk for run in runs]).values_list("status", flat=True)) == {
+        RunStatus.SUCCEEDED
+    }
+
+
+def test_demo_stream_refuses_a_pause_of_zero(db):
+    with pytest.raises(CommandError, match="--every must be above 0") as refused:
+        call_command("demo_stream", every=0)
+    assert refused.value.returncode == CANNOT_START
+    assert not Email.objects.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_with", [signal.SIGINT, signal.SIGTERM])
+def test_demo_stream_stops_after_the_message_in_hand_when_asked(transactional_db, stop_with):
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "demo_stream", "--every", "0.2"],
+        cwd=settings.BASE_DIR,
+        env={**os.environ, "DATABASE_URL": processes.test_database_url(), "PROCESS_ON_INTAKE": "false"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        first = process.stdout.readline()
+        assert " email #" in first, first
+        process.send_signal(stop_with)
+        rest = process.communicate(timeout=30)[0].splitlines()
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    delivered = 1 + sum(" email #" in line for line in rest)
+    assert rest[-1] == f"Demo mail stopped after {delivered} message(s)."
+    assert Email.objects.filter(source=EmailSource.DEMO).count() == delivered

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import secrets
-
-from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
 from actions.demo import load_demo, load_demo_mail
+from actions.demo_summary import ensure_admin, ensure_team_password
 from actions.management.base import CANNOT_START, DONE, FAILED, ManualCommand
 
 
@@ -16,7 +13,7 @@ class Command(ManualCommand):
     help = (
         "Load demo data: the example team, default approval policies and a set of emails with proposed "
         "actions. Safe to run again: nothing already loaded is duplicated. With --admin, also make sure an "
-        "'admin' superuser exists and print its login."
+        "'admin' superuser exists and print its login and the demo team's."
     )
     exit_codes = {
         DONE: "loaded",
@@ -53,45 +50,19 @@ class Command(ManualCommand):
                 f"{outcome['review']} waiting in the review queue)."
             )
         if admin:
-            self._ensure_admin()
-            self._ensure_team_password()
+            self._print_logins()
         if failed:
             raise CommandError(f"{failed} demo run(s) failed; see the review queue.", returncode=FAILED)
 
-    def _ensure_admin(self) -> None:
-        # The demo password is kept in the data folder (outside git) so that
-        # running the quickstart again can print it again.
-        password_file = settings.DATA_DIR / "demo_admin_password"
-        User = get_user_model()
-        user = User.objects.filter(username="admin").first()
-        if user is None:
-            password = secrets.token_urlsafe(12)
-            User.objects.create_superuser("admin", "admin@acme.example", password)
-            password_file.write_text(password)
-            password_file.chmod(0o600)
-        elif password_file.exists() and user.check_password(password_file.read_text()):
-            password = password_file.read_text()
-        else:
+    def _print_logins(self) -> None:
+        password = ensure_admin()
+        if password is None:
             self.stdout.write(
                 "Admin login: user 'admin' (password changed since; reset it with: manage.py changepassword admin)"
             )
-            return
-        self.stdout.write(self.style.SUCCESS(f"Admin login: user 'admin', password '{password}'"))
-
-    def _ensure_team_password(self) -> None:
-        # Approvers follow emailed links and sign in; demo members share one
-        # password, kept beside the admin's so it can be printed again.
-        password_file = settings.DATA_DIR / "demo_team_password"
-        if not password_file.exists():
-            password_file.write_text(secrets.token_urlsafe(9))
-            password_file.chmod(0o600)
-        password = password_file.read_text()
-        users = get_user_model().objects.filter(team_member__isnull=False)
-        for user in users:
-            if not user.has_usable_password():
-                user.set_password(password)
-                user.save(update_fields=["password"])
+        else:
+            self.stdout.write(self.style.SUCCESS(f"Admin login: user 'admin', password '{password}'"))
         self.stdout.write(
-            f"Team members sign in to decide approvals with their email address and password '{password}' "
-            "(approval links are printed with the mail on the console)."
+            f"Team members sign in to decide approvals with their email address and password "
+            f"'{ensure_team_password()}' (approval requests with their links wait in the outbox, in the admin)."
         )
