@@ -22,6 +22,7 @@ from actions.handlers import get_handler
 from actions.models import Action, ActionSource, ActionStatus, ActionType, Email
 from actions.transitions import transition_action
 from approvals.models import ApprovalPolicy, Condition, ConfidenceThreshold
+from integrations.models import LocalTask
 from teams.models import ROLE_RANK, TeamMember
 
 AUTO, APPROVAL, SUGGEST = "auto", "approval", "suggest"
@@ -122,6 +123,10 @@ def _limits_on_analysis(action: Action) -> Route | None:
             )
     if action.type == ActionType.APPROVE_REQUEST:
         return Route(APPROVAL, "answering an approval request on someone's behalf always needs a person")
+    task_id = action.params.get("task_id")
+    if task_id is not None and not LocalTask.objects.filter(pk=task_id, email_id=action.email_id).exists():
+        # An email may name any task ("mark task 12 done"): the analysis acts alone on its own email's work only.
+        return Route(APPROVAL, f"task {task_id} is not a task of this email")
     # The same rule the guard applies when the action runs: here it asks a person first.
     outside = outside_recipients(action, _recipients(action))
     if outside:

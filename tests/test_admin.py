@@ -464,6 +464,7 @@ def test_the_status_cannot_be_changed_on_the_action_page(client, alice, rows):
 # The audit trail is read-only
 
 
+@pytest.mark.security
 def test_audit_entries_cannot_be_added_changed_or_deleted(client, alice, rows):
     entry = rows.auditentry(target=rows.action())
     client.force_login(alice)
@@ -482,6 +483,7 @@ def test_audit_entries_cannot_be_added_changed_or_deleted(client, alice, rows):
     assert AuditEntry.objects.filter(event="forged").count() == 0
 
 
+@pytest.mark.security
 def test_approvals_cannot_be_decided_in_the_admin(client, alice, rows):
     approval = rows.approval(status=ApprovalStatus.PENDING, decided_by=None, decided_at=None)
     client.force_login(alice)

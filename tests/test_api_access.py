@@ -6,6 +6,8 @@ import pytest
 
 from actions.api import access
 
+pytestmark = pytest.mark.security
+
 
 def ids(queryset) -> set[int]:
     return set(queryset.values_list("pk", flat=True))

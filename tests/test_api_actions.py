@@ -321,6 +321,7 @@ def test_an_approver_sees_the_action_but_may_not_change_it(world, pending, chang
 
 @pytest.mark.parametrize("change", ["cancel", "undo", "retry"])
 @pytest.mark.parametrize("persona", ["member", "outsider"])
+@pytest.mark.security
 def test_nobody_changes_an_action_they_may_not_see(world, persona, change):
     assert client_for(getattr(world, persona)).post(at(world.other_action, change)).status_code == 404
     assert status_of(world.other_action) == S.PROPOSED
@@ -366,6 +367,7 @@ def test_retrying_an_action_that_did_not_fail_is_a_conflict(world):
 # --- Throttling and the schema ----------------------------------------------------------------
 
 
+@pytest.mark.security
 def test_a_client_over_its_rate_is_told_when_to_come_back(world, monkeypatch):
     # DRF reads the rates once, when the throttle class is defined: set them there.
     monkeypatch.setattr(UserRateThrottle, "THROTTLE_RATES", {"user": "3/minute", "anon": "3/minute"})

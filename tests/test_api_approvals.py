@@ -203,6 +203,7 @@ def test_seeing_an_approval_is_not_being_asked_to_decide_it(world, pending, audi
 
 
 @pytest.mark.parametrize("persona", ["member", "outsider"])
+@pytest.mark.security
 def test_those_who_may_not_see_an_approval_cannot_decide_it(world, pending, persona):
     assert decide(getattr(world, persona), pending).status_code == 404
     assert not pending.votes.exists()
@@ -248,6 +249,7 @@ def test_a_member_may_not_decide_an_approval_of_their_own_action(world, someone_
 
 
 @pytest.mark.parametrize("persona", ["member", "outsider"])
+@pytest.mark.security
 def test_those_who_may_not_see_the_action_cannot_decide_it(world, pending, persona):
     assert client_for(getattr(world, persona)).post(on_action(world.approval_action, "approve")).status_code == 404
     assert status_of(world.approval_action) == ActionStatus.PENDING_APPROVAL

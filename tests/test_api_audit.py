@@ -41,11 +41,13 @@ def test_the_owner_reads_the_trail_newest_first(world, trail):
     }
 
 
+@pytest.mark.security
 def test_secrets_stay_masked_through_the_api(world, trail):
     body = client_for(world.owner).get(f"{URL}{trail[1].pk}/").json()
     assert body["details"] == {"token": "********"}
 
 
+@pytest.mark.security
 @pytest.mark.parametrize("persona", ["member", "approver", "outsider"])
 def test_nobody_but_owners_sees_the_trail(world, trail, persona):
     client = client_for(getattr(world, persona))
@@ -68,6 +70,7 @@ def test_the_trail_is_filtered_by_event_actor_target_and_time(world, trail):
     )
 
 
+@pytest.mark.security
 @pytest.mark.parametrize("method", ["put", "patch", "delete"])
 def test_the_trail_cannot_be_edited_through_the_api(world, trail, method):
     entry = trail[0]
@@ -76,6 +79,7 @@ def test_the_trail_cannot_be_edited_through_the_api(world, trail, method):
     assert AuditEntry.objects.get(pk=entry.pk).event == "action.approved"
 
 
+@pytest.mark.security
 def test_nothing_can_be_added_to_the_trail_through_the_api(world):
     before = AuditEntry.objects.count()
     assert client_for(world.owner).post(URL, {"event": "made.up"}).status_code == 405

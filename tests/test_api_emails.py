@@ -69,6 +69,7 @@ def test_an_empty_post_is_refused(webhook):
     assert response.status_code == 400 and "message" in response.json()
 
 
+@pytest.mark.security
 def test_a_message_over_the_limit_is_refused_with_413(webhook, settings):
     settings.MAX_MESSAGE_BYTES = 2048
     response = post_raw(webhook, message(body="x" * 4000))
@@ -129,6 +130,7 @@ def test_bad_json_is_refused_naming_the_field(webhook, payload, field):
     assert not Email.objects.exists()
 
 
+@pytest.mark.security
 def test_someone_without_the_permission_cannot_post(bob, charlie):
     client = APIClient()
     client.force_authenticate(charlie)
@@ -194,6 +196,7 @@ def test_a_member_sees_only_their_actions_and_no_thread_parent_they_may_not_see(
 
 
 @pytest.mark.parametrize("persona", ["member", "approver", "outsider"])
+@pytest.mark.security
 def test_an_email_nobody_showed_them_is_not_found(world, persona):
     assert client_for(getattr(world, persona)).get(f"{URL}{world.other_email.pk}/").status_code == 404
 

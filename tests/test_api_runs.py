@@ -66,6 +66,7 @@ def test_a_run_shows_its_steps_with_timings_and_log_lines_and_its_actions(world,
 
 
 @pytest.mark.parametrize("persona", ["member", "approver", "outsider"])
+@pytest.mark.security
 def test_a_run_of_an_email_they_may_not_see_is_not_found(world, runs, persona):
     client = client_for(getattr(world, persona))
     assert client.get(f"{URL}{runs['other'].pk}/").status_code == 404

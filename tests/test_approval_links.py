@@ -131,6 +131,7 @@ def _page(response) -> str:
 # --- Opening the link ---------------------------------------------------------------------
 
 
+@pytest.mark.security
 @pytest.mark.parametrize("method", ["get", "head"])
 def test_opening_the_link_changes_nothing(client, team, asked, method):
     action, approval = asked
@@ -142,6 +143,7 @@ def test_opening_the_link_changes_nothing(client, team, asked, method):
     assert _state(action, approval) == before == (S.PENDING_APPROVAL, ApprovalStatus.PENDING, 0, before[3])
 
 
+@pytest.mark.security
 def test_the_token_leaves_the_address_for_the_session(client, team, asked):
     path = link_path(team["aiko"])
 
@@ -180,6 +182,7 @@ def test_the_confirmation_page_shows_the_action_and_two_buttons(client, team, as
     assert token_of(path) not in page
 
 
+@pytest.mark.security
 def test_both_pages_keep_out_of_caches_and_the_token_out_of_referers(client, team, asked):
     client.force_login(team["aiko"])
     with_token = [client.get(link_path(team["aiko"])), client.get("/approvals/not-a-token/")]
@@ -195,6 +198,7 @@ def test_both_pages_keep_out_of_caches_and_the_token_out_of_referers(client, tea
         assert "no-store" in response["Cache-Control"]
 
 
+@pytest.mark.security
 def test_only_get_and_head_open_a_link(client, team, asked):
     action, approval = asked
     before = _state(action, approval)
@@ -206,6 +210,7 @@ def test_only_get_and_head_open_a_link(client, team, asked):
     assert _state(action, approval) == before
 
 
+@pytest.mark.security
 def test_without_a_link_in_the_session_the_page_asks_for_it(client, team, asked):
     client.force_login(team["aiko"])
 
@@ -254,6 +259,7 @@ def test_without_required_login_the_link_decides_as_its_approver(client, team, a
     assert Action.objects.get(pk=action.pk).status == S.QUEUED
 
 
+@pytest.mark.security
 def test_a_link_for_another_approver_is_refused_to_whoever_is_logged_in(client, team, asked):
     action, approval = asked
     before = _state(action, approval)
@@ -270,6 +276,7 @@ def test_a_link_for_another_approver_is_refused_to_whoever_is_logged_in(client, 
     assert _state(action, approval) == before
 
 
+@pytest.mark.security
 def test_someone_not_asked_to_decide_is_refused_even_with_a_valid_token(client, team, asked, charlie):
     # Only a token signed with the secret key can name charlie; the check behind it still holds.
     action, approval = asked
@@ -329,6 +336,7 @@ def test_rejecting_rejects_the_action_and_it_never_runs(client, team, asked):
     assert Action.objects.get(pk=action.pk).status == S.REJECTED
 
 
+@pytest.mark.security
 def test_a_second_visit_shows_the_recorded_outcome(client, team, asked):
     _, approval = asked
     opened(client, team["aiko"]).post(DECIDE, {"approval": approval.pk, "decision": "approve", "comment": "Fine."})
@@ -345,6 +353,7 @@ def test_a_second_visit_shows_the_recorded_outcome(client, team, asked):
     assert token_of(link_path(team["aiko"])) not in again
 
 
+@pytest.mark.security
 def test_a_replayed_post_is_refused_without_a_second_vote(client, team, asked):
     _, approval = asked
     client = opened(client, team["aiko"])
@@ -369,6 +378,7 @@ def test_a_vote_that_does_not_settle_the_approval_shows_how_many_are_needed(clie
     assert 'value="approve"' not in _page(client.get(DECIDE))
 
 
+@pytest.mark.security
 def test_a_post_without_a_choice_decides_nothing(client, team, asked):
     action, approval = asked
     client = opened(client, team["aiko"])
@@ -381,6 +391,7 @@ def test_a_post_without_a_choice_decides_nothing(client, team, asked):
     assert _state(action, approval) == before
 
 
+@pytest.mark.security
 def test_a_page_loaded_for_one_approval_does_not_decide_another(client, team, ask):
     _, first = ask()
     ask()
@@ -396,6 +407,7 @@ def test_a_page_loaded_for_one_approval_does_not_decide_another(client, team, as
     assert ApprovalVote.objects.count() == 0
 
 
+@pytest.mark.security
 def test_a_post_without_the_csrf_token_is_refused(team, asked):
     action, approval = asked
     client = opened(Client(enforce_csrf_checks=True), team["aiko"])
@@ -415,6 +427,7 @@ def test_a_post_without_the_csrf_token_is_refused(team, asked):
 # --- Links that do not work ------------------------------------------------------------------
 
 
+@pytest.mark.security
 @pytest.mark.parametrize("tamper", ["payload", "garbage"])
 def test_a_tampered_token_is_a_bad_request(client, team, asked, tamper):
     action, approval = asked
@@ -431,6 +444,7 @@ def test_a_tampered_token_is_a_bad_request(client, team, asked, tamper):
     assert _state(action, approval) == before
 
 
+@pytest.mark.security
 def test_an_expired_token_is_gone(client, team, asked, settings):
     action, approval = asked
     client = opened(client, team["aiko"])
@@ -446,6 +460,7 @@ def test_an_expired_token_is_gone(client, team, asked, settings):
     assert _state(action, approval) == before
 
 
+@pytest.mark.security
 def test_the_link_of_a_deactivated_approver_is_gone(client, team, asked):
     action, approval = asked
     path = link_path(team["aiko"])
@@ -460,6 +475,7 @@ def test_the_link_of_a_deactivated_approver_is_gone(client, team, asked):
     assert _state(action, approval) == before
 
 
+@pytest.mark.security
 def test_a_link_of_an_earlier_escalation_level_is_gone(client, team, asked):
     action, approval = asked
     client = opened(client, team["aiko"])
@@ -474,6 +490,7 @@ def test_a_link_of_an_earlier_escalation_level_is_gone(client, team, asked):
     assert _state(action, approval) == before
 
 
+@pytest.mark.security
 def test_after_a_timeout_the_old_link_no_longer_decides_and_the_new_one_does(client, team, asked):
     action, approval = asked
     assert time_out(approval, timezone.now()) == "escalated"
@@ -534,6 +551,7 @@ def test_the_request_email_shows_the_action_and_one_link(team, asked):
     assert "counsel@lawfirm.example" in html
 
 
+@pytest.mark.security
 def test_the_request_email_escapes_a_hostile_subject(team, ask, client):
     hostile = '<script>alert("x")</script> & <a href="https://evil.example">click</a>'
     ask(subject=hostile + "\r\nBcc: evil@example.com")

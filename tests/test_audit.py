@@ -14,6 +14,8 @@ from actions.audit import MASK, mask_secrets, record_audit
 from actions.models import Action, AuditEntry
 from actions.models.audit import AuditEntryIsAppendOnly
 
+pytestmark = pytest.mark.security
+
 
 @pytest.fixture
 def entry(db):

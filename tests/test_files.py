@@ -99,6 +99,7 @@ def test_two_attachments_with_one_name_are_both_kept(make_email, media):
     assert stored_files(media) == [f"uploads/{action.pk}/contract-{other.pk}.pdf", f"uploads/{action.pk}/contract.pdf"]
 
 
+@pytest.mark.security
 def test_a_file_name_from_the_email_cannot_leave_the_folder(make_email, media):
     email = make_email()
     attach(email, "../../../settings.pdf")
@@ -108,6 +109,7 @@ def test_a_file_name_from_the_email_cannot_leave_the_folder(make_email, media):
     assert stored_files(media) == [f"uploads/{action.pk}/evil.pdf", f"uploads/{action.pk}/settings.pdf"]
 
 
+@pytest.mark.security
 def test_refused_files_are_listed_with_their_reasons_and_the_others_are_stored(make_email, media):
     email = make_email()
     disguised = attach(email, "report.pdf", windows_exe(), "application/pdf")
@@ -142,6 +144,7 @@ def test_when_every_file_is_refused_the_action_fails_for_good_with_the_reasons(m
     assert email.attachments.count() == 2
 
 
+@pytest.mark.security
 def test_a_file_over_the_size_limit_is_refused_without_being_read(make_email, media):
     io_counters = Path("/proc/self/io")
     if not io_counters.exists():

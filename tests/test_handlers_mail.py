@@ -132,6 +132,7 @@ def test_prefixed_subject_adds_each_prefix_once():
     assert prefixed_subject("Re", "") == "Re: (no subject)"
 
 
+@pytest.mark.security
 def test_send_reply_keeps_a_strangers_subject_on_one_line(smtp_server, make_action, make_email):
     action = make_action("send_reply", email=make_email(subject=INJECTION), params={"body": "Done."})
 
@@ -315,6 +316,7 @@ def test_forward_email_can_leave_the_attachments_out(smtp_server, make_action, c
     assert "application/pdf" not in parts
 
 
+@pytest.mark.security
 def test_forward_email_keeps_a_strangers_attachment_name_and_type_on_one_line(smtp_server, make_action, customer_email):
     _attach(customer_email, INJECTION + ".pdf", b"%PDF", content_type="application/pdf\r\nBcc: evil@example.com")
     action = make_action("forward_email", email=customer_email, params={"to": ["billing@acme.example"]})

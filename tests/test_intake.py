@@ -143,6 +143,7 @@ def test_automated_mail_is_flagged_with_its_reason(db, headers, kind):
     assert "never answered automatically" in email.runs.get().steps.get(name=StepName.INTAKE).log[-1]["message"]
 
 
+@pytest.mark.security
 def test_what_is_not_mail_is_kept_raw_and_quarantined_with_its_reason(db):
     raw = b"\x00\x01\x02 this is not an email \xff\xfe"
     result = ingest_message(raw, mailbox=MAILBOX)
@@ -159,6 +160,7 @@ def test_what_is_not_mail_is_kept_raw_and_quarantined_with_its_reason(db):
     assert not ingest_message(raw, mailbox=MAILBOX).created
 
 
+@pytest.mark.security
 def test_a_message_without_a_sender_is_quarantined(db):
     raw = b"To: support@acme.example\r\nSubject: who am I\r\nMessage-ID: <anon@x.example>\r\n\r\nHello\r\n"
     email = ingest_message(raw, mailbox=MAILBOX).email
@@ -167,6 +169,7 @@ def test_a_message_without_a_sender_is_quarantined(db):
     assert email.message_id == "<anon@x.example>"
 
 
+@pytest.mark.security
 def test_an_oversized_message_is_quarantined_without_its_content(db, settings):
     settings.MAX_MESSAGE_BYTES = 2048
     raw = message(body="x" * 5000)
@@ -177,6 +180,7 @@ def test_an_oversized_message_is_quarantined_without_its_content(db, settings):
     assert result.email.size == len(raw)
 
 
+@pytest.mark.security
 def test_text_the_databases_refuse_is_cleaned(db):
     raw = message(subject="Nul\x00 in subject", body="Body with a NUL \x00 inside")
     email = ingest_message(raw, mailbox=MAILBOX).email
@@ -198,6 +202,7 @@ def test_processing_on_intake_queues_the_run_after_commit(
     assert queued == [("actions.pipeline.process_run", (run.pk,))]
 
 
+@pytest.mark.security
 def test_every_corpus_message_is_stored_or_quarantined_with_a_reason(db):
     files = corpus_files()
     if not files:

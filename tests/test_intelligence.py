@@ -105,6 +105,7 @@ def test_an_llm_that_is_down_sends_the_email_to_review(openai_settings):
     assert run.email.status == EmailStatus.REVIEW and "503" in run.email.status_reason
 
 
+@pytest.mark.security
 @pytest.mark.parametrize(("subject", "body"), INJECTIONS)
 def test_a_compromised_model_gets_nothing_past_the_policy(openai_settings, subject, body):
     # The model does what the email says: the worst case for everything after it.
@@ -159,6 +160,7 @@ def test_one_at_a_time_means_one_call_in_flight(openai_settings):
 # --- The local backend ---------------------------------------------------------------------
 
 
+@pytest.mark.security
 @pytest.mark.parametrize(("subject", "body"), INJECTIONS)
 def test_local_rules_execute_nothing_an_injected_email_asks_for(db, subject, body):
     (run,) = ingest_all([message(subject, body=body, message_id=f"<loc-{abs(hash(subject))}@x.example>")])
@@ -170,6 +172,7 @@ def test_local_rules_execute_nothing_an_injected_email_asks_for(db, subject, bod
         assert "attacker" not in str(action.params)
 
 
+@pytest.mark.security
 def test_the_corpus_goes_through_the_pipeline_without_a_crash(db):
     files = corpus_files()
     if not files:

@@ -58,6 +58,7 @@ def _mail(*headers: str, body: str = "Hello.\r\n", ending: str = "\r\n") -> byte
 # --- The whole corpus -----------------------------------------------------------------------
 
 
+@pytest.mark.security
 @pytest.mark.parametrize("relative", _corpus_params())
 def test_every_corpus_file_parses_or_is_refused_with_a_reason(relative):
     if relative is None:
@@ -81,6 +82,7 @@ def test_every_corpus_file_parses_or_is_refused_with_a_reason(relative):
     assert all(defect.strip() for defect in parsed.defects)
 
 
+@pytest.mark.security
 def test_only_the_files_that_are_not_mail_and_the_message_without_a_sender_are_refused():
     corpus_file("MANIFEST.md")
     refused = {}
@@ -354,6 +356,7 @@ def test_unreadable_dates_are_none_with_a_defect():
     assert parse_corpus("cpython/msg_47.txt").date == datetime(2001, 1, 1, 0, 1, tzinfo=UTC)
 
 
+@pytest.mark.security
 def test_a_huge_subject_is_cut():
     parsed = parse_corpus("flanker/long-header.eml")
 
@@ -364,6 +367,7 @@ def test_a_huge_subject_is_cut():
 # --- Crafted messages ---------------------------------------------------------------------
 
 
+@pytest.mark.security
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
@@ -389,6 +393,7 @@ def test_it_falls_back_to_the_sender_header():
     assert "The From header holds an address that is not usable: 'nobody'." in parsed.defects
 
 
+@pytest.mark.security
 def test_an_unexpected_error_inside_the_parser_becomes_unparseable(monkeypatch):
     def broken(*args):
         raise KeyError("boom")
@@ -455,6 +460,7 @@ def test_it_decodes_broken_encoded_words():
     assert parsed.subject == "Re:äüx öTEST"
 
 
+@pytest.mark.security
 def test_it_sanitizes_filenames():
     assert safe_filename("../../etc/passwd") == "passwd"
     assert safe_filename("C:\\Users\\dana\\invoice.pdf") == "invoice.pdf"
@@ -468,6 +474,7 @@ def test_it_sanitizes_filenames():
     assert len(japanese.encode()) <= 255 and japanese.endswith(".txt")
 
 
+@pytest.mark.security
 def test_an_attachment_named_with_a_path_keeps_only_its_name():
     raw = _mail(
         "From: dana@customer.example",
@@ -594,6 +601,7 @@ def test_a_date_without_a_zone_is_utc():
     assert parsed.date == datetime(1997, 11, 21, 9, 55, 6, tzinfo=UTC)
 
 
+@pytest.mark.security
 def test_headers_are_decoded_unfolded_and_capped():
     raw = _mail(
         "From: dana@customer.example",
@@ -612,6 +620,7 @@ def test_headers_are_decoded_unfolded_and_capped():
     assert "1 header value(s) were longer than 2000 characters and were cut." in parsed.defects
 
 
+@pytest.mark.security
 def test_deeply_nested_multiparts_do_not_lose_the_message():
     depth = 3000
     body = "".join(f"--b{n}\r\nContent-Type: multipart/mixed; boundary=b{n + 1}\r\n\r\n" for n in range(depth))
@@ -623,6 +632,7 @@ def test_deeply_nested_multiparts_do_not_lose_the_message():
     assert "The MIME structure is nested too deeply to read; the body was kept as plain text." in parsed.defects
 
 
+@pytest.mark.security
 def test_damaged_corpus_messages_never_raise_anything_but_unparseable():
     corpus_file("MANIFEST.md")
     messages = [path.read_bytes() for path in sorted(PUBLIC.rglob("*")) if path.is_file()]

@@ -142,6 +142,7 @@ INJECTED = (
 )
 
 
+@pytest.mark.security
 @pytest.mark.parametrize("with_policies", [True, False])
 def test_an_injected_email_gets_nothing_executed_without_a_person(pending_run, with_policies):
     if not with_policies:
@@ -172,6 +173,7 @@ def test_a_reply_to_the_sender_alone_may_run_at_once(pending_run):
     assert run.actions.get().status == ActionStatus.QUEUED
 
 
+@pytest.mark.security
 def test_automated_mail_is_never_answered_automatically(pending_run):
     run = pending_run(automated=Automated.AUTO_REPLY)
     process_runs([run], backend=ScriptedBackend(analysis(ProposedAction("send_reply", {"body": "Thanks!"}, 0.99))))
@@ -181,6 +183,7 @@ def test_automated_mail_is_never_answered_automatically(pending_run):
     assert "RFC 3834" in log(run, StepName.ROUTE)
 
 
+@pytest.mark.security
 def test_a_sender_gets_one_automatic_answer_per_period(pending_run):
     answer = ScriptedBackend(analysis(ProposedAction("send_reply", {"body": "Our hours are 9 to 5."}, 0.95)))
     first = pending_run(from_address="dana@customer.example")

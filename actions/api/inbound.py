@@ -120,7 +120,7 @@ def receive(request) -> Response:
         return _too_large(int(length))
     data = request.data
     if isinstance(data, bytes):
-        raw, mailbox = data, request.query_params.get("mailbox") or settings.DEFAULT_MAILBOX
+        raw, mailbox = data, _query_mailbox(request)
         if not raw.strip():
             raise ValidationError({"message": ["The posted message is empty."]})
     else:
@@ -131,6 +131,18 @@ def receive(request) -> Response:
     if len(raw) > settings.MAX_MESSAGE_BYTES:
         return _too_large(len(raw))
     return _answer(ingest_message(raw, mailbox=mailbox[:254], source=EmailSource.API))
+
+
+def _query_mailbox(request) -> str:
+    """The ?mailbox= of a raw post, checked as the JSON form's field is (PostgreSQL refuses a NUL)."""
+    try:
+        return (
+            InboundEmailSerializer()
+            .fields["mailbox"]
+            .run_validation(request.query_params.get("mailbox") or settings.DEFAULT_MAILBOX)
+        )
+    except ValidationError as exc:
+        raise ValidationError({"mailbox": exc.detail}) from None
 
 
 def _answer(result: IngestResult) -> Response:

@@ -73,8 +73,9 @@ def ingest_message(
 
 
 def _store(raw: bytes, parsed: ParsedMessage, *, mailbox: str, source: str, process: bool | None) -> IngestResult:
-    message_id = parsed.message_id or _synthetic_message_id(raw)
-    existing = Email.objects.filter(mailbox=mailbox, message_id=message_id[:998]).first()
+    # As it will be stored: PostgreSQL refuses a NUL even in a query's parameters.
+    message_id = _clean(parsed.message_id or _synthetic_message_id(raw))[:998]
+    existing = Email.objects.filter(mailbox=mailbox, message_id=message_id).first()
     if existing is not None:
         return _already_stored(existing)
     automated, automated_reason = detect_automated(parsed)
@@ -137,7 +138,7 @@ def _store(raw: bytes, parsed: ParsedMessage, *, mailbox: str, source: str, proc
 def _quarantine(raw: bytes, kept: bytes, *, mailbox: str, source: str, reason: str) -> IngestResult:
     """Keep what arrived (raw, unless too large) with the reason it is not processed."""
     match = _MESSAGE_ID.search(raw[:65536])
-    message_id = match.group(1).decode("ascii", "replace") if match else _synthetic_message_id(raw)
+    message_id = _clean(match.group(1).decode("ascii", "replace")) if match else _synthetic_message_id(raw)
     with transaction.atomic():
         email, created = Email.objects.get_or_create(
             mailbox=mailbox,

@@ -13,6 +13,9 @@ class AuditEntryIsAppendOnly(Exception):
 
 class AuditQuerySet(models.QuerySet):
     def update(self, **kwargs):
+        # The one change allowed: a deleted user's link (SET_NULL); actor_label keeps the name.
+        if kwargs == {"actor": None}:
+            return super().update(**kwargs)
         raise AuditEntryIsAppendOnly("Audit entries cannot be updated.")
 
     def bulk_update(self, objs, fields, batch_size=None):
@@ -52,6 +55,8 @@ class AuditEntry(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "audit entries"
+        # Django's own paths (deletion collectors, related managers) use the base manager: ours, not a plain one.
+        base_manager_name = "objects"
         indexes = [models.Index(fields=["target_type", "target_id", "created_at"], name="audit_target")]
 
     def __str__(self) -> str:
@@ -64,6 +69,13 @@ class AuditEntry(models.Model):
         # existing id into an UPDATE of that entry.
         kwargs["force_insert"] = True
         super().save(*args, **kwargs)
+
+    def _do_update(self, base_qs, using, pk_val, *args, **kwargs) -> bool:
+        # Model.save_base() and loaddata's raw saves reach the UPDATE without save():
+        # an entry that exists is never rewritten; one that does not is inserted.
+        if base_qs.filter(pk=pk_val).exists():
+            raise AuditEntryIsAppendOnly("Audit entries cannot be updated.")
+        return False
 
     def delete(self, *args, **kwargs):
         raise AuditEntryIsAppendOnly("Audit entries cannot be deleted.")
