@@ -20,6 +20,7 @@ A suite gets the fixtures by listing "tests.openai_server" in pytest_plugins
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -329,16 +330,19 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # The socket's default backlog of 5 drops connections beyond it when a batch connects at once,
+    # and a dropped SYN costs the client a second: the model would look slow where it is not.
+    request_queue_size = 128
 
     def __init__(self, state: LoopbackOpenAI) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.state = state
 
 
-@pytest.fixture
-def openai_server() -> Iterator[LoopbackOpenAI]:
-    """A loopback Chat Completions server for the test's duration; its base_url ends in /v1 like the real one."""
-    state = LoopbackOpenAI()
+@contextlib.contextmanager
+def serving(state: LoopbackOpenAI | None = None) -> Iterator[LoopbackOpenAI]:
+    """Run a loopback Chat Completions server on a thread until the block ends (the fixture's, and the benchmarks')."""
+    state = state or LoopbackOpenAI()
     server = _Server(state)
     state.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -350,6 +354,13 @@ def openai_server() -> Iterator[LoopbackOpenAI]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def openai_server() -> Iterator[LoopbackOpenAI]:
+    """A loopback Chat Completions server for the test's duration; its base_url ends in /v1 like the real one."""
+    with serving() as state:
+        yield state
 
 
 @pytest.fixture
