@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import logging
 import re
+import time
 from email import encoders
 from email.errors import MessageError
 from email.message import Message
@@ -23,7 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import SafeMIMEText
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -253,8 +254,34 @@ def deliver(message: OutboxMessage) -> bool:
         # pending for the next attempt, not left looking like a worker that died mid-send.
         _record_failure(message, f"{type(exc).__name__}: {exc}", permanent=False)
         raise
-    OutboxMessage.objects.filter(pk=message.pk).update(status=OutboxStatus.SENT, sent_at=timezone.now(), last_error="")
+    _record_sent(message)
     return True
+
+
+# Attempts at recording a send whose database connection was lost meanwhile (a
+# failover, a restart), a little longer apart each time.
+RECORD_SENT_ATTEMPTS = 5
+
+
+def _record_sent(message: OutboxMessage) -> None:
+    """Mark the message sent; if the connection was lost since the claim, on a new connection.
+
+    The message has left and only this worker knows it: left `sending`, the
+    row would be recovered to `pending` and the message sent a second time.
+    """
+    for attempt in range(1, RECORD_SENT_ATTEMPTS + 1):
+        try:
+            OutboxMessage.objects.filter(pk=message.pk).update(
+                status=OutboxStatus.SENT, sent_at=timezone.now(), last_error=""
+            )
+            return
+        except (OperationalError, InterfaceError):
+            # Inside a transaction a new connection would lose the work before it: let it fail.
+            if attempt == RECORD_SENT_ATTEMPTS or connection.in_atomic_block:
+                raise
+            logger.warning("Outbox message %s sent, but not recorded yet (attempt %d)", message.pk, attempt)
+            connection.close()
+            time.sleep(0.5 * attempt)
 
 
 def _record_failure(message: OutboxMessage, error: str, permanent: bool) -> None:

@@ -9,15 +9,12 @@ sweep() where the scheduler would every minute, so the tests need not wait.
 from __future__ import annotations
 
 import time
-import uuid
-from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
-from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
 from actions.executor import RUN_TASK, pause_execution, queue_action, resume_execution, undo_action
@@ -27,104 +24,31 @@ from actions.proposals import propose_action
 from actions.sweeper import sweep
 from integrations.models import Circuit, CircuitState, LocalReminder, LocalTask, TaskStatus
 from teams.directory import import_directory
-from tests.conftest import SAMPLE_PARAMS
-from tests.processes import Worker, wait_for
-from tests.services import require_service
+from tests.processes import wait_for
 from tests.team_data import TEAM
+from tests.workers import all_final, clean_queues, finish, new_email, propose_and_queue, statuses, worker_starter
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+# The reliability suite (pytest -m reliability) takes the tests of crashes, failing
+# integrations, pauses and races: nothing lost, nothing done twice, retries within limits.
+reliability = pytest.mark.reliability
 S = ActionStatus
-FINAL = {S.SUCCEEDED, S.DEAD, S.CANCELLED, S.UNDONE}
-
-# What every worker in these tests runs with: no send delay, fast retries,
-# mail allowed anywhere (the guard rails have tests of their own).
-WORKER_ENV = {
-    "SEND_DELAY_SECONDS": "0",
-    "RETRY_BASE_SECONDS": "1",
-    "RETRY_MAX_SECONDS": "2",
-    "RETRY_LIMIT": "10",
-    "ALLOWED_RECIPIENT_DOMAINS": "*",
-    "ACTION_LEASE_SECONDS": "5",
-    "CIRCUIT_COOLDOWN_SECONDS": "2",
-}
 
 
 @pytest.fixture(autouse=True)
 def _queues(settings):
-    if settings.REDIS_URL:
-        url = urlparse(settings.REDIS_URL)
-        require_service("Redis", url.hostname or "127.0.0.1", url.port or 6379)
-    settings.SEND_DELAY_SECONDS = 0
-    settings.ACTION_LEASE_SECONDS = 5
-    settings.REQUEUE_AFTER_SECONDS = 2
-    settings.ALLOWED_RECIPIENT_DOMAINS = ["*"]
-    lanes = [get_broker(), get_broker(settings.URGENT_LANE)]
-    for lane in lanes:
-        lane.purge_queue()
-    yield
-    for lane in lanes:
-        lane.purge_queue()
+    yield from clean_queues(settings)
 
 
 @pytest.fixture
 def start_worker(tmp_path, smtp_server):
-    started: list[Worker] = []
-
-    def start(*, lane: str | None = None, workers: int = 1, **env: str) -> Worker:
-        mail = {"EMAIL_HOST": smtp_server.host, "EMAIL_PORT": str(smtp_server.port)}
-        log = tmp_path / f"worker-{len(started)}.log"
-        worker = Worker(log, lane=lane, workers=workers, **{**WORKER_ENV, **mail, **env})
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()
-
-
-def _email(n: int) -> Email:
-    return Email.objects.create(
-        mailbox="support@acme.example",
-        message_id=f"<worker-test-{uuid.uuid4().hex}@customer.example>",
-        from_address=f"customer{n}@customer.example",
-        subject=f"Question {n}",
-        text_body="Could you help?",
-    )
-
-
-def propose_and_queue(types: list[str], *, priority: int = Priority.NORMAL) -> list[Action]:
-    actions = []
-    with transaction.atomic():
-        for n, action_type in enumerate(types):
-            action = propose_action(
-                action_type,
-                email=_email(Email.objects.count() + n),
-                params=SAMPLE_PARAMS[action_type],
-                priority=priority,
-            )
-            actions.append(queue_action(action, actor="test"))
-    return actions
-
-
-def statuses(actions: list[Action]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for value in Action.objects.filter(pk__in=[a.pk for a in actions]).values_list("status", flat=True):
-        counts[value] = counts.get(value, 0) + 1
-    return counts
-
-
-def all_final(actions: list[Action]) -> bool:
-    return not Action.objects.filter(pk__in=[a.pk for a in actions]).exclude(status__in=FINAL).exists()
-
-
-def finish(actions: list[Action], worker: Worker, timeout: float = 120) -> None:
-    done = wait_for(lambda: all_final(actions), timeout=timeout, every=0.5, then=sweep)
-    assert done, f"Not finished: {statuses(actions)}\n{worker.output()[-3000:]}"
+    yield from worker_starter(tmp_path, smtp_server)
 
 
 # --- A batch ----------------------------------------------------------------------------
 
 
+@reliability
 def test_a_batch_runs_to_the_end_with_each_effect_once(start_worker, smtp_server):
     types = ["create_task"] * 10 + ["send_reply"] * 10 + ["archive_email"] * 5 + ["schedule_meeting"] * 5
     actions = propose_and_queue(types)
@@ -144,6 +68,7 @@ def test_a_batch_runs_to_the_end_with_each_effect_once(start_worker, smtp_server
 # --- A crash mid-batch ----------------------------------------------------------------------
 
 
+@reliability
 def test_a_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(start_worker, smtp_server, capsys):
     actions = propose_and_queue(["send_reply"] * 40)
     worker = start_worker(workers=2)
@@ -171,6 +96,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(start_w
 # --- Integrations failing ---------------------------------------------------------------------
 
 
+@reliability
 def test_a_mail_server_that_fails_for_a_while_opens_the_circuit_then_everything_is_sent(start_worker, smtp_server):
     smtp_server.refuse_next(451, count=4)
     actions = propose_and_queue(["send_reply"] * 6)
@@ -191,6 +117,7 @@ def test_a_mail_server_that_fails_for_a_while_opens_the_circuit_then_everything_
     assert sum(Action.objects.filter(pk__in=[a.pk for a in actions]).values_list("attempts", flat=True)) > 6
 
 
+@reliability
 def test_a_permanent_refusal_goes_to_dead_without_retries(start_worker, smtp_server):
     smtp_server.refuse_next(550)
     [action] = propose_and_queue(["send_reply"])
@@ -235,6 +162,7 @@ def test_a_send_cancelled_inside_its_delay_window_never_leaves(start_worker, smt
     assert len(smtp_server.received) == 1
 
 
+@reliability
 def test_the_kill_switch_holds_everything_until_resumed(start_worker):
     pause_execution(actor="test", reason="incident")
     actions = propose_and_queue(["create_task"] * 5)
@@ -289,7 +217,7 @@ def test_every_undoable_type_is_undone_after_a_real_run(start_worker, smtp_serve
 
 
 def _upload_action() -> Action:
-    email = _email(0)
+    email = new_email(0)
     attachment = Attachment.objects.create(email=email, filename="quote.pdf", content_type="application/pdf", size=9)
     attachment.file.save("quote.pdf", ContentFile(b"%PDF-1.4\n"), save=True)
     with transaction.atomic():
@@ -300,6 +228,7 @@ def _upload_action() -> Action:
 # --- Racing workers ------------------------------------------------------------------------------
 
 
+@reliability
 def test_workers_racing_over_two_thousand_actions_run_each_once(start_worker, capsys):
     if connection.vendor != "postgresql":
         pytest.skip("The race over 2,000 actions runs on PostgreSQL (the CI's second run).")
