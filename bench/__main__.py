@@ -77,6 +77,8 @@ def main() -> int:
             else:
                 runs[name] = {"config": name, "figures": [], "errors": {"all": f"exit status {finished.returncode}"}}
             runs[name]["total_seconds"] = round(time.monotonic() - started, 1)
+            # How busy the machine was meanwhile: figures from a loaded machine are not comparable.
+            runs[name]["load_average_after"] = [round(load, 2) for load in os.getloadavg()]
 
     labels = {name: configs[name].label for name in names}
     print(table(runs, labels))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
+from django.test.utils import override_settings
 from django_q.brokers import get_broker
 
 from bench.sizes import Sizes
@@ -26,6 +27,13 @@ WORKER_ENV = {
     "Q_SAVE_LIMIT": "0",
     "LOG_LEVEL": "WARNING",
 }
+# The same, for the run's own process where it queues and decides actions:
+# queue_action reads the send delay where it is called, not in the worker.
+QUEUEING_SETTINGS = {
+    "SEND_DELAY_SECONDS": 0,
+    "ALLOWED_RECIPIENT_DOMAINS": ["*"],
+    "DOMAIN_RATE_LIMIT_PER_HOUR": 1_000_000,
+}
 
 
 @dataclass
@@ -34,6 +42,8 @@ class Bench:
     sizes: Sizes
     workdir: Path
     database_url: str
+    # Figures one measurement leaves for a later one (figure 7 compares with figure 1).
+    notes: dict[str, float] = field(default_factory=dict)
     _smtp: LoopbackSMTP | None = field(default=None, repr=False)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
 
@@ -76,6 +86,12 @@ class Bench:
             yield process
         finally:
             process.stop()
+
+    @contextlib.contextmanager
+    def queueing_like_workers(self) -> Iterator[None]:
+        """This process queues and decides actions with the workers' settings (no send delay, no domain limits)."""
+        with override_settings(**QUEUEING_SETTINGS):
+            yield
 
     def purge_queues(self) -> None:
         for lane in (None, settings.URGENT_LANE):
