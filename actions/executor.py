@@ -26,7 +26,7 @@ from actions.audit import record_audit
 from actions.handlers import ActionFailed, UndoRefused, field_errors, get_handler
 from actions.models import Action, ActionStatus, ExecutionSwitch, Priority, ProcessingRun, RunStatus
 from actions.transitions import IllegalTransition, TransitionError, transition_action
-from integrations import circuit
+from integrations import calls, circuit
 from integrations.errors import IntegrationError
 from observability.context import with_action_id
 
@@ -108,11 +108,12 @@ def run_action(action_id: int) -> str:
         return "not due"
     handler = get_handler(action.type)
 
-    opened_until = circuit.blocked_until(handler.capability)
-    if opened_until:
-        # The system is down: wait for it without spending an attempt.
-        Action.objects.filter(pk=action.pk, status=S.QUEUED).update(next_attempt_at=opened_until)
-        return f"circuit {handler.capability} open"
+    # Every circuit is asked (each may be due its health check), and the action waits for the last to reopen.
+    blocked = {name: until for name in handler.uses(action) if (until := circuit.blocked_until(name))}
+    if blocked:
+        # A system it needs is down: wait for it without spending an attempt.
+        Action.objects.filter(pk=action.pk, status=S.QUEUED).update(next_attempt_at=max(blocked.values()))
+        return f"circuit {', '.join(blocked)} open"
 
     try:
         transition_action(
@@ -137,23 +138,31 @@ def run_action(action_id: int) -> str:
     if refusal is not None:
         return _refused(action, refusal)
 
+    answered: set[str] = set()  # the integrations that answered the handler's calls
     try:
-        outcome = handler.execute(action, params)
+        with calls.noting_answers(answered):
+            outcome = handler.execute(action, params)
     except IntegrationError as exc:
+        # Charged to the integration that failed: Slack failing an escalation is no sign the mail server is down.
+        failed = exc.capability or handler.capability
+        _record_successes(answered - {failed})
         if exc.permanent:
-            circuit.record_refusal(handler.capability)
+            circuit.record_refusal(failed)
         else:
-            circuit.record_failure(handler.capability, str(exc))
+            circuit.record_failure(failed, str(exc))
         return _failed(action, str(exc), permanent=exc.permanent, retry_after=exc.retry_after)
     except ActionFailed as exc:
+        _record_successes(answered)
         return _failed(action, str(exc), permanent=exc.permanent)
     except Exception as exc:
+        _record_successes(answered)
         # A bug or an unexpected failure: retried like a transient error, so a
         # fix can let it through, and dead once the retries are spent.
         logger.exception("Action %s (%s) raised", action.pk, action.type)
         return _failed(action, f"{type(exc).__name__}: {exc}", permanent=False)
 
-    circuit.record_success(handler.capability)
+    # Its own integration worked, and so did every other one that answered; one it did not call is left alone.
+    _record_successes({handler.capability, *answered})
     # A handler that chose an assignee says so; the row is ours to write.
     extra = {"assignee_id": outcome.result["assignee_id"]} if "assignee_id" in outcome.result else {}
     transition_action(
@@ -168,6 +177,12 @@ def run_action(action_id: int) -> str:
         lease_expires_at=None,
     )
     return "succeeded"
+
+
+def _record_successes(names: set[str]) -> None:
+    """A success for each of these integrations: counted, and closing its circuit if it was half open."""
+    for name in sorted(names):
+        circuit.record_success(name)
 
 
 def _failed(action: Action, error: str, *, permanent: bool, retry_after: float | None = None) -> str:

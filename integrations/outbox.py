@@ -28,6 +28,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from integrations.calls import calling
 from integrations.errors import IntegrationError
 from integrations.mail import mail_backend
 from integrations.models import OutboxMessage, OutboxStatus
@@ -239,13 +240,15 @@ def deliver(message: OutboxMessage) -> bool:
         return False
     message.refresh_from_db()
     try:
-        backend = mail_backend()
-        try:
-            email = _build(message, calendar_inline=backend.writes_mime)
-        except ValueError as exc:
-            # Left `sending`, it would wait for recovery and then fail the same way, forever.
-            raise IntegrationError(f"Cannot build the message: {exc}", permanent=True) from exc
-        backend.send(email)
+        # A failure here is mail's, whichever action sends: an invitation that fails is not the calendar's.
+        with calling("mail"):
+            backend = mail_backend()
+            try:
+                email = _build(message, calendar_inline=backend.writes_mime)
+            except ValueError as exc:
+                # Left `sending`, it would wait for recovery and then fail the same way, forever.
+                raise IntegrationError(f"Cannot build the message: {exc}", permanent=True) from exc
+            backend.send(email)
     except IntegrationError as exc:
         _record_failure(message, str(exc), exc.permanent)
         raise

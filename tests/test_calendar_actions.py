@@ -85,6 +85,20 @@ def test_schedule_meeting_waits_for_a_calendar_that_is_down_before_inviting(
     assert Circuit.objects.get(name="calendar").failures == 1
 
 
+def test_an_invitation_the_mail_server_refuses_for_now_counts_on_mail_not_the_calendar(
+    smtp_server, radicale, settings, make_action, make_email
+):
+    radicale.settings(settings)
+    smtp_server.refuse_next(451)
+    action = _schedule(make_action, make_email)
+
+    assert run_action(action.pk) == "failed"
+
+    assert len(radicale.components("VEVENT")) == 1  # the calendar worked; the mail server did not
+    assert Circuit.objects.get(name="mail").failures == 1
+    assert not Circuit.objects.filter(name="calendar").exists()
+
+
 def test_set_reminder_keeps_one_todo_across_redelivery_and_undo_removes_it(radicale, settings, make_action, make_email):
     radicale.settings(settings)
     action = queue_action(

@@ -31,8 +31,9 @@ from actions.models import Action, ActionStatus, AuditEntry, ExecutionSwitch, Pr
 from actions.proposals import InvalidProposal, propose_action
 from actions.sweeper import sweep
 from actions.transitions import IllegalTransition, transition_action
+from integrations.calls import calling
 from integrations.errors import IntegrationError
-from integrations.models import Circuit, CircuitState
+from integrations.models import CallOutcome, Circuit, CircuitState, IntegrationCalls
 from tests.conftest import REPLY
 
 S = ActionStatus
@@ -52,6 +53,8 @@ class StandIn(Handler):
 
     def __init__(self) -> None:
         self.raises: list[Exception] = []
+        # Integrations it calls, and which answer, before it raises or succeeds.
+        self.answers: list[str] = []
         self.calls = 0
         self.undone = 0
 
@@ -64,6 +67,9 @@ class StandIn(Handler):
 
     def execute(self, action, params) -> Outcome:
         self.calls += 1
+        for name in self.answers:
+            with calling(name):
+                pass
         if self.raises:
             raise self.raises.pop(0)
         return Outcome(result={"done": self.calls}, undo_data={"undo": "me"})
@@ -258,6 +264,60 @@ def test_a_failure_while_half_open_opens_it_again(queued, stand_in):
     stand_in.raises = [IntegrationError("still down")]
     run_action(action.pk)
     assert Circuit.objects.get(name="jira").state == CircuitState.OPEN
+
+
+def counted(name: str) -> dict[str, int]:
+    return dict(IntegrationCalls.objects.filter(capability=name).values_list("outcome", "count"))
+
+
+def test_a_failure_is_charged_to_the_integration_that_failed_not_the_handlers(queued, stand_in):
+    stand_in.also_uses = ("chat",)
+    stand_in.raises = [
+        IntegrationError("Slack 503", capability="chat"),
+        IntegrationError("Slack 503", capability="chat"),
+    ]
+    run_action(queued().pk)
+    run_action(queued().pk)
+    assert Circuit.objects.get(name="chat").state == CircuitState.OPEN
+    assert not Circuit.objects.filter(name="jira").exists()
+    assert (counted("chat"), counted("jira")) == ({CallOutcome.FAILURE: 2}, {})
+
+
+def test_an_action_waits_for_the_last_of_its_circuits_to_reopen(queued, stand_in):
+    stand_in.also_uses = ("chat",)
+    soon, later = timezone.now() + timedelta(seconds=30), timezone.now() + timedelta(seconds=90)
+    Circuit.objects.create(name="jira", state=CircuitState.OPEN, failures=2, opened_until=soon)
+    Circuit.objects.create(name="chat", state=CircuitState.OPEN, failures=2, opened_until=later)
+    Circuit.objects.create(name="mail", state=CircuitState.OPEN, failures=2, opened_until=later + timedelta(hours=1))
+    action = queued()
+    assert run_action(action.pk) == "circuit jira, chat open"
+    stored = Action.objects.get(pk=action.pk)
+    assert (stored.status, stored.attempts, stored.next_attempt_at) == (S.QUEUED, 0, later)
+    # One it does not use holds nothing.
+    Circuit.objects.exclude(name="mail").delete()
+    assert run_action(queued().pk) == "succeeded"
+
+
+def test_success_closes_only_the_circuits_of_integrations_that_answered(queued, stand_in):
+    stand_in.also_uses = ("chat",)
+    Circuit.objects.create(name="chat", state=CircuitState.HALF_OPEN, failures=2)
+    # Chat not called (nothing to post, or already posted): its circuit and counts are left as they were.
+    assert run_action(queued().pk) == "succeeded"
+    assert Circuit.objects.get(name="chat").state == CircuitState.HALF_OPEN
+    assert (counted("jira"), counted("chat")) == ({CallOutcome.SUCCESS: 1}, {})
+    stand_in.answers = ["chat"]
+    assert run_action(queued().pk) == "succeeded"
+    assert (Circuit.objects.get(name="chat").state, counted("chat")) == (CircuitState.CLOSED, {CallOutcome.SUCCESS: 1})
+
+
+def test_an_integration_that_answered_before_another_failed_counts_as_working(queued, stand_in):
+    stand_in.also_uses = ("mail",)
+    Circuit.objects.create(name="mail", state=CircuitState.HALF_OPEN, failures=2)
+    stand_in.answers = ["mail"]
+    stand_in.raises = [IntegrationError("Jira 503")]
+    assert run_action(queued().pk) == "failed"
+    assert (Circuit.objects.get(name="mail").state, counted("mail")) == (CircuitState.CLOSED, {CallOutcome.SUCCESS: 1})
+    assert counted("jira") == {CallOutcome.FAILURE: 1}
 
 
 # --- Guard rails ---------------------------------------------------------------------

@@ -24,7 +24,7 @@ from actions.models import Action, AuditEntry, Email, EmailStatus, Priority
 from actions.proposals import propose_action
 from integrations import outbox
 from integrations.errors import IntegrationError
-from integrations.models import LocalTask, OutboxMessage, TaskStatus
+from integrations.models import Circuit, CircuitState, LocalTask, OutboxMessage, TaskStatus
 from teams.directory import import_directory
 from teams.models import Role, TeamMember
 from tests.team_data import member
@@ -102,7 +102,7 @@ def names(members) -> list[str]:
         ("create_task", "tasks"),
         ("delegate_task", "tasks"),
         ("mark_complete", "local"),
-        ("escalate_issue", "mail"),
+        ("escalate_issue", "local"),
         ("archive_email", "mailbox"),
         ("upload_file", "files"),
     ],
@@ -110,6 +110,22 @@ def names(members) -> list[str]:
 def test_each_type_has_an_undoable_handler_on_its_integration(action_type, capability):
     handler = get_handler(action_type)
     assert (handler.type, handler.capability, handler.undoable) == (action_type, capability, True)
+
+
+@pytest.mark.parametrize(
+    ("action_type", "params", "uses"),
+    [
+        ("escalate_issue", {"reason": "Still waiting"}, ("local", "mail", "chat")),
+        ("delegate_task", {}, ("tasks", "mail")),
+        ("schedule_meeting", {}, ("calendar", "mail")),
+        ("mark_complete", {"target": "task", "task_id": 7}, ("tasks",)),
+        ("mark_complete", {"target": "email"}, ("local",)),
+        ("mark_complete", ["not", "parameters"], ("local",)),
+        ("create_task", {}, ("tasks",)),
+    ],
+)
+def test_each_type_waits_on_the_circuit_of_every_integration_it_calls(action_type, params, uses):
+    assert get_handler(action_type).uses(Action(type=action_type, params=params)) == uses
 
 
 def test_unknown_parameters_are_refused_by_name():
@@ -345,6 +361,14 @@ def test_a_delegation_retried_after_a_mail_failure_keeps_its_first_decision(team
     assert outcome.result["notice"]["status"] == "sent"
 
 
+def test_a_delegation_whose_notice_fails_counts_on_the_mail_circuit(team, act, settings, liams_task):
+    action = queue_action(act("delegate_task", {"skills": ["billing"]}, email=liams_task.email), actor="test")
+    settings.EMAIL_BACKEND = "tests.test_handlers_local.DownMailServer"
+    assert run_action(action.pk) == "failed"
+    assert Circuit.objects.get(name="mail").failures == 1
+    assert not Circuit.objects.filter(name="tasks").exists()
+
+
 def test_a_delegation_nobody_can_take_fails_for_good_and_changes_nothing(team, act, sent, liams_task):
     TeamMember.objects.exclude(role=Role.AGENT).update(active=False)
     action = act("delegate_task", {"skills": ["scheduling"]}, email=liams_task.email)
@@ -439,6 +463,15 @@ def test_marking_a_task_done_and_reopening_it(team, act, liams_task):
     undo(action, outcome)
     liams_task.refresh_from_db()
     assert (liams_task.status, liams_task.completed_at) == (TaskStatus.OPEN, None)
+
+
+def test_marking_a_task_done_waits_for_the_task_system_and_marking_an_email_done_does_not(team, act, liams_task):
+    later = timezone.now() + timezone.timedelta(minutes=1)
+    Circuit.objects.create(name="tasks", state=CircuitState.OPEN, failures=5, opened_until=later)
+    task = queue_action(act("mark_complete", {"target": "task", "task_id": liams_task.pk}), actor="test")
+    email = queue_action(act("mark_complete", {"target": "email"}), actor="test")
+    assert run_action(task.pk) == "circuit tasks open"
+    assert run_action(email.pk) == "succeeded"
 
 
 def test_a_cancelled_task_cannot_be_marked_done(team, act, liams_task):

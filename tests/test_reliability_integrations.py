@@ -9,8 +9,9 @@ system stays down; once everything is back the circuits must close and
 every action succeed within three attempts, each of its effects made once
 at its peer.
 
-There is no circuit of chat's own here: escalate_issue's capability is mail,
-so its Slack failures count on the mail circuit.
+Each failure is charged to the system that failed: an escalation that Slack
+refuses opens the chat circuit, not the mail one, so Slack down alone holds
+the escalations and lets every reply go out.
 """
 
 from __future__ import annotations
@@ -38,10 +39,11 @@ from tests.workers import all_final, clean_queues, propose_and_queue, statuses, 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
 S = ActionStatus
 
-# Escalations first: they post to Slack, and wait on the mail circuit, which replies would open before them.
-BATCH = {"escalate_issue": 4, "send_reply": 8, "create_task": 8, "schedule_meeting": 4, "set_reminder": 4}
+# Escalations and meetings first: they wait on the mail circuit as well as on chat and calendar (they mail
+# the chain, the invitations), so they must reach Slack and CalDAV before the replies open it.
+BATCH = {"escalate_issue": 4, "schedule_meeting": 4, "send_reply": 8, "create_task": 8, "set_reminder": 4}
 ARCHIVED = 4  # archive_email actions, on messages polled in from Dovecot
-CIRCUITS = {"mail", "tasks", "calendar", "reminders", "mailbox"}
+CIRCUITS = {"mail", "tasks", "calendar", "reminders", "mailbox", "chat"}
 COOLDOWN = 2  # CIRCUIT_COOLDOWN_SECONDS of the workers
 # Attempts per action: without the circuits, the outage would spend these within seconds (1-2 s backoff).
 RETRY_LIMIT = 3
@@ -208,6 +210,41 @@ def test_every_integration_down_for_a_while_then_back_loses_nothing_and_repeats_
     )
     # Each effect once, at its peer.
     assert_each_effect_once(smtp, jira, slack, calendar, mailbox)
+
+
+def test_slack_down_alone_holds_the_escalations_and_no_mail(start_worker, smtp, slack, settings):
+    settings.RETRY_LIMIT = RETRY_LIMIT
+    slack.go_down()
+    escalations = propose_and_queue(["escalate_issue"] * 4)
+    seen: dict[str, set[str]] = {}
+
+    def watch() -> None:
+        for name, state in Circuit.objects.values_list("name", "state"):
+            seen.setdefault(name, set()).add(state)
+        sweep()
+
+    worker = start_worker(
+        workers=2,
+        SLACK_API_URL=slack.api_url,
+        SLACK_BOT_TOKEN=TOKEN,
+        SLACK_CHANNEL=CHANNEL,
+        RETRY_LIMIT=str(RETRY_LIMIT),
+        CIRCUIT_FAILURE_THRESHOLD="2",
+        CIRCUIT_COOLDOWN_SECONDS=str(COOLDOWN),
+    )
+    assert wait_for(lambda: CircuitState.OPEN in seen.get("chat", ()), then=watch), worker.output()[-3000:]
+    replies = propose_and_queue(["send_reply"] * 8)
+    # Mail is up: replies go out while Slack is still down, and the escalations wait for Slack.
+    assert wait_for(lambda: statuses(replies) == {S.SUCCEEDED: 8}, timeout=60, then=watch), statuses(replies)
+    wait_for(lambda: False, timeout=3 * COOLDOWN, then=watch)  # Slack down for several more cool-downs
+    slack.come_back()
+    assert wait_for(lambda: all_final(escalations), timeout=60, then=watch), statuses(escalations)
+
+    assert statuses(escalations) == {S.SUCCEEDED: 4}
+    assert seen.get("mail", {CircuitState.CLOSED}) == {CircuitState.CLOSED}
+    assert Circuit.objects.get(name="chat").state == CircuitState.CLOSED
+    assert max(Action.objects.filter(pk__in=[a.pk for a in escalations]).values_list("attempts", flat=True)) <= 2
+    assert len(slack.posts()) == 4
 
 
 def assert_each_effect_once(smtp, jira, slack, calendar, mailbox) -> None:

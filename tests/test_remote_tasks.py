@@ -19,7 +19,7 @@ from actions.handlers import get_handler
 from actions.models import ActionStatus
 from integrations import registry
 from integrations.errors import Unavailable
-from integrations.models import LocalTask, TaskStatus
+from integrations.models import CallOutcome, Circuit, IntegrationCalls, LocalTask, TaskStatus
 from integrations.tasks import task_backend
 from tests.task_fakes import TaskSystem
 from tests.task_servers import execute, task_for_liam
@@ -140,6 +140,17 @@ def test_a_task_deleted_there_fails_its_completion_for_good(system, made, make_a
     assert action.status == S.DEAD
     assert f"{system.LABEL} {made.external_id} (task {made.pk}) does not exist any more" in action.last_error
     assert LocalTask.objects.get(pk=made.pk).status == TaskStatus.OPEN
+
+
+def test_a_completion_the_system_fails_for_now_counts_on_the_tasks_circuit(system, made, make_action):
+    system.fail_next(503)
+    action = execute(make_action("mark_complete", params={"target": "task", "task_id": made.pk}))
+    assert action.status == S.FAILED
+    assert Circuit.objects.get(name="tasks").failures == 1
+    assert execute(action).status == S.SUCCEEDED, action.last_error
+    assert Circuit.objects.get(name="tasks").failures == 0
+    # The create that made the task, and the completion's retry.
+    assert IntegrationCalls.objects.get(capability="tasks", outcome=CallOutcome.SUCCESS).count == 2
 
 
 def test_it_retries_a_429_no_sooner_than_asked(system, create_task, settings):

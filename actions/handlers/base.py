@@ -78,14 +78,21 @@ class Handler:
     type: ClassVar[str]
     params: ClassVar[type[Params]]
     # The integration whose circuit breaker guards this handler: mail, tasks,
-    # calendar, files, mailbox, chat or local (no outside system).
+    # calendar, files, mailbox, chat or local (Mailroom's own records).
     capability: ClassVar[str] = "local"
+    # Other integrations it calls (schedule_meeting mails the invitations): it
+    # waits on their circuits too, and their failures are charged to them.
+    also_uses: ClassVar[tuple[str, ...]] = ()
     # Sends wait out the delay window and have their recipients checked.
     sends_mail: ClassVar[bool] = False
     undoable: ClassVar[bool] = False
 
     def parse(self, action: Action) -> Params:
         return self.params.model_validate(action.params)
+
+    def uses(self, action: Action) -> tuple[str, ...]:
+        """The integrations this action may call: it waits while the circuit of any of them is open."""
+        return (self.capability, *self.also_uses)
 
     def due_at(self, action: Action, params: Params) -> datetime | None:
         """When the action should run, if its parameters say (e.g. a follow-up); None for as soon as queued."""

@@ -82,6 +82,7 @@ class ScheduleMeeting(Handler):
     type = "schedule_meeting"
     params = MeetingParams
     capability = "calendar"
+    also_uses = ("mail",)
     sends_mail = True
     undoable = True
 

@@ -115,11 +115,14 @@ class EscalateIssueParams(Params):
 
 @register
 class EscalateIssue(Handler):
-    """Raise the email's priority and escalation level, and tell the escalation chain by email."""
+    """Raise the email's priority and escalation level, and tell the escalation chain by email and in chat."""
 
     type = ActionType.ESCALATE_ISSUE
     params = EscalateIssueParams
-    capability = "mail"
+    # The escalation itself is Mailroom's; telling people goes out by mail and to chat, either of which
+    # may be skipped (nobody above, no Slack), and only what was called counts on a circuit.
+    capability = "local"
+    also_uses = ("mail", "chat")
     undoable = True
 
     def execute(self, action: Action, params: EscalateIssueParams) -> Outcome:

@@ -171,6 +171,7 @@ class DelegateTask(Handler):
     type = ActionType.DELEGATE_TASK
     params = DelegateTaskParams
     capability = "tasks"
+    also_uses = ("mail",)
     undoable = True
 
     def execute(self, action: Action, params: DelegateTaskParams) -> Outcome:
@@ -299,6 +300,12 @@ class MarkComplete(Handler):
     params = MarkCompleteParams
     capability = "local"
     undoable = True
+
+    def uses(self, action: Action) -> tuple[str, ...]:
+        # A task is completed in the task backend (Jira, Asana), an email in Mailroom alone. Asked
+        # before the parameters are checked, so read with care: their check refuses a bad row later.
+        target = action.params.get("target") if isinstance(action.params, dict) else None
+        return ("tasks",) if target == "task" else (self.capability,)
 
     def execute(self, action: Action, params: MarkCompleteParams) -> Outcome:
         if params.target == "task":

@@ -38,7 +38,8 @@ def chat_backend() -> ChatBackend:
         if not settings.SLACK_CHANNEL:
             raise Unavailable(
                 "SLACK_BOT_TOKEN is set but SLACK_CHANNEL is not: name the channel the bot posts to "
-                "(its ID, such as C0123456789, or #name) and invite the bot there."
+                "(its ID, such as C0123456789, or #name) and invite the bot there.",
+                capability=ChatBackend.capability,
             )
         return SlackBot(
             settings.SLACK_BOT_TOKEN, settings.SLACK_CHANNEL, api_url=settings.SLACK_API_URL, timeout=timeout

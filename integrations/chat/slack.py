@@ -20,6 +20,7 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web import SlackResponse
 
 from integrations.base import Health
+from integrations.calls import calling
 from integrations.chat.base import ChatBackend
 from integrations.chat.blocks import ChatNotice
 from integrations.errors import IntegrationError
@@ -51,7 +52,7 @@ class SlackBot(ChatBackend):
         self.client = WebClient(token=token, base_url=base_url, timeout=int(timeout), retry_handlers=[])
 
     def post(self, notice: ChatNotice) -> dict[str, Any]:
-        with _slack_errors("chat.postMessage"):
+        with calling(self.capability), _slack_errors("chat.postMessage"):
             response = self.client.chat_postMessage(channel=self.channel, **notice.payload())
         return self.posted(channel=response.get("channel"), ts=response.get("ts"))
 
@@ -75,7 +76,8 @@ class SlackWebhook(ChatBackend):
     def post(self, notice: ChatNotice) -> dict[str, Any]:
         # post_json raises for 4xx (permanent: 403 action_prohibited, 404 no_service, 410 channel_is_archived)
         # and 429/5xx (transient, with Retry-After); the URL is never in its messages.
-        post_json(self.url, notice.payload(), timeout=self.timeout)
+        with calling(self.capability):
+            post_json(self.url, notice.payload(), timeout=self.timeout)
         return self.posted()
 
     def health(self) -> Health:

@@ -18,6 +18,7 @@ from typing import ClassVar
 from django.conf import settings
 
 from integrations.base import Health
+from integrations.calls import calling
 from integrations.errors import IntegrationError, Unavailable
 from integrations.http import HTTPError
 from integrations.models import LocalTask
@@ -83,7 +84,8 @@ class RemoteTaskBackend(LocalTaskBackend):
         missing = [name for name in names if not getattr(settings, name)]
         if missing:
             raise Unavailable(
-                f"The {self.system} task backend needs {', '.join(missing)}; set them, or TASK_BACKEND=local."
+                f"The {self.system} task backend needs {', '.join(missing)}; set them, or TASK_BACKEND=local.",
+                capability=self.capability,
             )
 
     def health(self) -> Health:
@@ -123,7 +125,8 @@ class RemoteTaskBackend(LocalTaskBackend):
         new = NewTask(task.action_id, task.title, task.description, task.priority, task.due_at, assignee)
         # The row is saved after the task is made outside; if the process died
         # in between, the task is there without a row: find it, do not make a twin.
-        made = self.find(new.marker) or self.make(new)
+        with calling(self.capability):
+            made = self.find(new.marker) or self.make(new)
         task.backend, task.external_id, task.external_url = self.name, made.id, made.url
 
     def reassign(self, task_id: int, assignee_id: int | None) -> int:
@@ -157,11 +160,12 @@ class RemoteTaskBackend(LocalTaskBackend):
                 f"change it in {row['backend']}.",
                 permanent=True,
             )
-        try:
-            change(row["external_id"])
-        except HTTPError as exc:
-            if exc.status == 404:
-                raise TaskNotFound(
-                    task_id, f"{self.label} {row['external_id']} (task {task_id}) does not exist any more."
-                ) from None
-            raise
+        with calling(self.capability):
+            try:
+                change(row["external_id"])
+            except HTTPError as exc:
+                if exc.status == 404:
+                    raise TaskNotFound(
+                        task_id, f"{self.label} {row['external_id']} (task {task_id}) does not exist any more."
+                    ) from None
+                raise
