@@ -11,10 +11,11 @@ and writes the database.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -105,11 +106,14 @@ def process_runs(
     ordered = [runs_by_id[run.pk] for run in claimed]
     backend = backend or get_backend()
     pending = [run for run in ordered if not _step_done(run, StepName.ANALYSE)]
-    outcomes = _analyse_all(backend, pending, concurrency or settings.ANALYSIS_CONCURRENCY)
-    for run in ordered:
+    # Runs analysed before (a resumed run) go on at once; the others as each analysis returns, so
+    # writing one run's results overlaps waiting on the model for the next.
+    analysed_before = ((run, None) for run in ordered if _step_done(run, StepName.ANALYSE))
+    analyses = _analyse_all(backend, pending, concurrency or settings.ANALYSIS_CONCURRENCY)
+    for run, outcome in itertools.chain(analysed_before, analyses):
         try:
-            if run.pk in outcomes:
-                _record_analysis(run, outcomes[run.pk])
+            if outcome is not None:
+                _record_analysis(run, outcome)
             for name, step in ((StepName.ROUTE, _route), (StepName.EXECUTE, _hand_over), (StepName.NOTIFY, _notify)):
                 _run_step(run, name, step)
             _finish(run, RunStatus.SUCCEEDED)
@@ -140,12 +144,26 @@ def _claim(run: ProcessingRun) -> bool:
     )
 
 
+def _steps(run: ProcessingRun) -> dict[str, RunStep]:
+    """The run's steps by name, read once: only the process that claimed the run writes them."""
+    if not hasattr(run, "_step_rows"):
+        run._step_rows = {step.name: step for step in run.steps.all()}
+    return run._step_rows
+
+
 def _step_done(run: ProcessingRun, name: str) -> bool:
-    return any(step.name == name and step.status == RunStatus.SUCCEEDED for step in run.steps.all())
+    step = _steps(run).get(name)
+    return step is not None and step.status == RunStatus.SUCCEEDED
 
 
-def _analyse_all(backend: AnalysisBackend, runs: list[ProcessingRun], concurrency: int) -> dict[int, Outcome]:
-    """Analyse each run's email, `concurrency` at a time; no database access happens in the threads."""
+def _analyse_all(
+    backend: AnalysisBackend, runs: list[ProcessingRun], concurrency: int
+) -> Iterator[tuple[ProcessingRun, Outcome]]:
+    """Analyse each run's email, `concurrency` at a time, yielding each as it is done.
+
+    No database access happens in the threads: the caller writes each outcome
+    while the others are still being analysed.
+    """
     now = timezone.now()
     for run in runs:
         _start_step(run, StepName.ANALYSE, f"Analysing with the {backend.name} backend.", at=now)
@@ -159,9 +177,13 @@ def _analyse_all(backend: AnalysisBackend, runs: list[ProcessingRun], concurrenc
             return Outcome(error=exc, seconds=time.monotonic() - started)
 
     if concurrency <= 1 or len(runs) <= 1:
-        return {run.pk: analyse(run.pk) for run in runs}
+        for run in runs:
+            yield run, analyse(run.pk)
+        return
     with ThreadPoolExecutor(max_workers=min(concurrency, len(runs)), thread_name_prefix="analysis") as pool:
-        return dict(zip(facts, pool.map(analyse, facts), strict=True))
+        futures = {pool.submit(analyse, run.pk): run for run in runs}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
 
 
 def _record_analysis(run: ProcessingRun, outcome: Outcome) -> None:
@@ -281,29 +303,21 @@ def _run_step(run: ProcessingRun, name: str, step: Callable[[ProcessingRun], lis
 
 def _start_step(run: ProcessingRun, name: str, *lines: str, at=None) -> None:
     at = at or timezone.now()
-    RunStep.objects.update_or_create(
-        run=run,
-        name=name,
-        defaults={"status": RunStatus.RUNNING, "started_at": at, "finished_at": None},
-    )
-    if lines:
-        _append(run, name, lines)
+    step = _steps(run).get(name)
+    log = [log_line(text, at) for text in lines]
+    if step is None:
+        _steps(run)[name] = RunStep.objects.create(run=run, name=name, status=RunStatus.RUNNING, started_at=at, log=log)
+        return
+    step.status, step.started_at, step.finished_at = RunStatus.RUNNING, at, None
+    step.log = [*step.log, *log]
+    step.save(update_fields=["status", "started_at", "finished_at", "log"])
 
 
 def _end_step(run: ProcessingRun, name: str, status: str, *lines: str) -> None:
-    step = RunStep.objects.get(run=run, name=name)
+    step = _steps(run)[name]
     step.status, step.finished_at = status, timezone.now()
     step.log = [*step.log, *(log_line(text, step.finished_at) for text in lines)]
     step.save(update_fields=["status", "finished_at", "log"])
-    if hasattr(run, "_prefetched_objects_cache"):
-        run._prefetched_objects_cache.pop("steps", None)
-
-
-def _append(run: ProcessingRun, name: str, lines: Iterable[str]) -> None:
-    step = RunStep.objects.get(run=run, name=name)
-    now = timezone.now()
-    step.log = [*step.log, *(log_line(text, now) for text in lines)]
-    step.save(update_fields=["log"])
 
 
 def _set_email(email: Email, status: str, reason: str) -> None:
@@ -319,8 +333,10 @@ def _finish(run: ProcessingRun, status: str, reason: str = "") -> None:
 
 
 def _fail(run: ProcessingRun, reason: str) -> None:
+    now = timezone.now()
     with transaction.atomic():
-        RunStep.objects.filter(run=run, status=RunStatus.RUNNING).update(
-            status=RunStatus.FAILED, finished_at=timezone.now()
-        )
+        RunStep.objects.filter(run=run, status=RunStatus.RUNNING).update(status=RunStatus.FAILED, finished_at=now)
         _finish(run, RunStatus.FAILED, reason)
+    for step in _steps(run).values():
+        if step.status == RunStatus.RUNNING:
+            step.status, step.finished_at = RunStatus.FAILED, now
