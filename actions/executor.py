@@ -161,21 +161,23 @@ def run_action(action_id: int) -> str:
         logger.exception("Action %s (%s) raised", action.pk, action.type)
         return _failed(action, f"{type(exc).__name__}: {exc}", permanent=False)
 
-    # Its own integration worked, and so did every other one that answered; one it did not call is left alone.
-    _record_successes({handler.capability, *answered})
     # A handler that chose an assignee says so; the row is ours to write.
     extra = {"assignee_id": outcome.result["assignee_id"]} if "assignee_id" in outcome.result else {}
-    transition_action(
-        action,
-        S.SUCCEEDED,
-        **extra,
-        actor="worker",
-        details={"result": outcome.result},
-        result=outcome.result,
-        undo_data=outcome.undo_data,
-        last_error="",
-        lease_expires_at=None,
-    )
+    # One commit for the outcome and its counts: each commit waits for the disk (PostgreSQL) or the write lock (SQLite).
+    with transaction.atomic():
+        # Its own integration worked, and so did every other one that answered; one it did not call is left alone.
+        _record_successes({handler.capability, *answered})
+        transition_action(
+            action,
+            S.SUCCEEDED,
+            **extra,
+            actor="worker",
+            details={"result": outcome.result},
+            result=outcome.result,
+            undo_data=outcome.undo_data,
+            last_error="",
+            lease_expires_at=None,
+        )
     return "succeeded"
 
 

@@ -116,7 +116,10 @@ _SQLITE_OPTIONS = {
 def _database() -> dict:
     url = env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'mailroom.sqlite3'}")
     try:
-        config = dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0))
+        # Workers run task after task, and django-q2 closes an expired connection before each: with 0,
+        # every action paid for a new connection (a PostgreSQL backend; SQLite's schema read and pragmas).
+        # CONN_HEALTH_CHECKS (below) replaces a connection that dropped meanwhile.
+        config = dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0))
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL Mailroom understands: {exc}") from exc
     engine = config["ENGINE"]

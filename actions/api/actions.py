@@ -52,11 +52,19 @@ def _change_schema(summary: str, request: Any = None) -> Callable:
     )
 
 
+LIST_SKIPS = (
+    *("params", "context", "rationale", "result", "undo_data", "last_error"),
+    *(f"email__{name}" for name in ("raw", "text_body", "html_body", "headers", "to", "cc", "references")),
+    *(f"email__{name}" for name in ("summary", "draft_reply", "status_reason")),
+)
+
+
 def with_related(actions: QuerySet[Action], *, detail: bool) -> QuerySet[Action]:
     """What the serializers read, fetched up front so a page costs the same whatever its size."""
     actions = actions.select_related("email", "assignee__user", "created_by")
     if not detail:
-        return actions
+        # A list line shows none of these; an email's raw message and bodies can be megabytes each.
+        return actions.defer(*LIST_SKIPS)
     approvals = Approval.objects.select_related("decided_by").prefetch_related("votes").order_by("level", "pk")
     return actions.prefetch_related(Prefetch("approvals", queryset=approvals))
 
