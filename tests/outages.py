@@ -59,10 +59,9 @@ class SmtpPeer:
         self.go_down()
 
 
-class JiraPeer(FakeJira):
-    """The loopback Jira, answering 503 to everything while down."""
+class _Switchable:
+    """A loopback service that a test takes down and brings back; `refused` counts what it turned away."""
 
-    name = "Jira (loopback)"
     down = False
     refused = 0
 
@@ -72,29 +71,31 @@ class JiraPeer(FakeJira):
     def come_back(self) -> None:
         self.down = False
 
-    def _answer(self, request: Any, path: str, query: dict[str, str], raw: bytes) -> tuple[int, Any]:
+    def refuses(self) -> bool:
+        """While down: count the request, and tell the caller to refuse it."""
         if self.down:
             self.refused += 1
+        return self.down
+
+
+class JiraPeer(_Switchable, FakeJira):
+    """The loopback Jira, answering 503 to everything while down."""
+
+    name = "Jira (loopback)"
+
+    def _answer(self, request: Any, path: str, query: dict[str, str], raw: bytes) -> tuple[int, Any]:
+        if self.refuses():
             raise Refusal(503, "Service Unavailable")
         return super()._answer(request, path, query, raw)
 
 
-class SlackPeer(SlackServer):
+class SlackPeer(_Switchable, SlackServer):
     """The loopback Slack, answering 503 to everything while down."""
 
     name = "Slack (loopback)"
-    down = False
-    refused = 0
-
-    def go_down(self) -> None:
-        self.down = True
-
-    def come_back(self) -> None:
-        self.down = False
 
     def answer(self, path: str, headers: dict[str, str], raw: bytes) -> Reply:
-        if self.down:
-            self.refused += 1
+        if self.refuses():
             return server_error(503)
         return super().answer(path, headers, raw)
 
