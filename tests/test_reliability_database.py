@@ -114,9 +114,12 @@ def test_the_database_failing_mid_batch_loses_nothing_and_does_nothing_twice(sta
             f"{took:.1f} s"
         )
     assert statuses(actions) == {S.SUCCEEDED: len(actions)}
-    # The failures were real: they came mid-batch and cut tasks short.
+    # The failures were real: they came mid-batch and met the workers' actions, either cutting a task short
+    # (its exception reached django-q2) or failing an attempt that run_action recorded and retried. Which of
+    # the two happens depends on where in a task the failure lands; a lock-out that only meets the broker's
+    # own queries shows as neither.
     assert len(hits) == times and sum(hits) > 0, f"only {len(hits)} failures before the batch ended: too fast to test"
-    assert cut_short > 0, "no worker's task met the failing database"
+    assert cut_short + retried > 0, "no worker's action met the failing database"
     # Each effect once: at the mail server, in the outbox, and in the rows and audit entries each action owns.
     assert len(sent) == sum(BATCH[kind] for kind in MAIL_TYPES)
     assert max(sent.values()) == 1, f"sent twice: {[mid for mid, n in sent.items() if n > 1]}"
