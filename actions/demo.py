@@ -31,6 +31,7 @@ from actions.models import (
     RunStep,
     StepName,
 )
+from actions.pipeline.runs import review_reason, route_line
 from actions.proposals import propose_action
 from actions.runlog import log_line
 from actions.transitions import transition_action
@@ -310,7 +311,7 @@ def _finish_run(run: ProcessingRun, email: Email, routed: list[tuple[Action, Rou
     """End the run as the pipeline ends one: routing logged, the email processed or, with suggestions, in review."""
     now = timezone.now()
     lines = [
-        f"{action.type} #{action.pk}: " + (f"{route.kind}, {route.reason}." if route else "dismissed by a person.")
+        route_line(action, route) if route else f"{action.type} #{action.pk}: dismissed by a person."
         for action, route in routed
     ]
     RunStep.objects.create(
@@ -323,8 +324,8 @@ def _finish_run(run: ProcessingRun, email: Email, routed: list[tuple[Action, Rou
     )
     ProcessingRun.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED, finished_at=now)
     suggested = sum(1 for _action, route in routed if route and route.kind == SUGGEST)
-    email.status = EmailStatus.REVIEW if suggested else EmailStatus.PROCESSED
-    email.status_reason = f"{suggested} proposal(s) are only suggestions: a person decides." if suggested else ""
+    email.status_reason = review_reason(email, [action for action, _route in routed], suggested)
+    email.status = EmailStatus.REVIEW if email.status_reason else EmailStatus.PROCESSED
     email.save(update_fields=["status", "status_reason"])
 
 

@@ -36,7 +36,7 @@ from actions.models import (
 from actions.pipeline.notify import notify_urgent
 from actions.proposals import InvalidProposal, propose_action
 from actions.runlog import log_line
-from approvals.routing import SUGGEST, route_action
+from approvals.routing import SUGGEST, Route, route_action
 from integrations.llm import Analysis, AnalysisBackend, EmailFacts, get_backend
 
 logger = logging.getLogger(__name__)
@@ -252,9 +252,9 @@ def _route(run: ProcessingRun) -> list[str]:
     for action in actions:
         route = route_action(action, actor="policy")
         suggested += route.kind == SUGGEST
-        lines.append(f"{action.type} #{action.pk}: {route.kind}, {route.reason}.")
+        lines.append(route_line(action, route))
     # In review already: the analysis proposed something invalid.
-    review = email.status_reason if email.status == EmailStatus.REVIEW else _review_reason(email, actions, suggested)
+    review = email.status_reason if email.status == EmailStatus.REVIEW else review_reason(email, actions, suggested)
     if review:
         lines.append(f"Needs review: {review}")
         _set_email(email, EmailStatus.REVIEW, review)
@@ -263,7 +263,13 @@ def _route(run: ProcessingRun) -> list[str]:
     return lines or ["No actions to route."]
 
 
-def _review_reason(email: Email, actions: list[Action], suggested: int) -> str:
+def route_line(action: Action, route: Route) -> str:
+    """The routing step's log line for one action."""
+    return f"{action.type} #{action.pk}: {route.kind}, {route.reason}."
+
+
+def review_reason(email: Email, actions: list[Action], suggested: int) -> str:
+    """Why the email needs a person after routing (also how the demo ends its runs), or ""."""
     if suggested:
         return f"{suggested} proposal(s) are only suggestions: a person decides."
     if not actions and email.category in UNDECIDED and not email.automated:
